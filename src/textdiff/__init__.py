@@ -1,0 +1,1 @@
+"""A reproducible comparison of autoregressive, masked-diffusion and sparse-distribution-diffusion text generators."""

@@ -1,0 +1,152 @@
+"""The one transformer backbone shared by AR, MDLM and SDD.
+
+Pre-norm blocks, rotary position embeddings on queries and keys, and
+`F.scaled_dot_product_attention` for every attention (causal for AR, full for
+MDLM, full with an additive key bias for SDD). Each model wraps this backbone
+with its own input embedding and output head; the backbone never knows which
+model it serves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+    max_positions: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
+    """cos/sin tables of shape [N, head_dim/2] for integer positions [N]."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim))
+    angles = positions.float()[:, None] * inv_freq[None, :]
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[..., :h], x[..., h:]) of x [B, H, N, head_dim] by the position angles."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class KVCache:
+    """Keys and values of the positions seen so far, one pair per layer (AR generation)."""
+
+    def __init__(self, n_layers: int):
+        self.keys: list[torch.Tensor | None] = [None] * n_layers
+        self.values: list[torch.Tensor | None] = [None] * n_layers
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        if self.keys[layer] is not None:
+            k = torch.cat((self.keys[layer], k), dim=2)
+            v = torch.cat((self.values[layer], v), dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+class Attention(nn.Module):
+    def __init__(self, config: BackboneConfig):
+        super().__init__()
+        self.n_heads = config.n_heads
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
+        self.out = nn.Linear(config.d_model, config.d_model, bias=False)
+
+    def forward(self, x, cos, sin, causal: bool, key_bias, cache: KVCache | None, layer: int):
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:
+            k, v = cache.extend(layer, k, v)
+        # With a cache, the new queries are the last positions: a single new query sees all keys,
+        # so the causal mask is only needed when several queries arrive at once.
+        is_causal = causal and q.shape[2] > 1
+        if is_causal and k.shape[2] != q.shape[2]:
+            raise ValueError("cached causal attention takes one new position at a time")
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias, is_causal=is_causal)
+        return self.out(y.transpose(1, 2).reshape(batch, length, width))
+
+
+class Block(nn.Module):
+    def __init__(self, config: BackboneConfig):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(config.d_model)
+        self.attn = Attention(config)
+        self.mlp_norm = nn.LayerNorm(config.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(config.d_model, config.d_ff, bias=False),
+            nn.GELU(),
+            nn.Linear(config.d_ff, config.d_model, bias=False),
+        )
+
+    def forward(self, x, cos, sin, causal, key_bias, cache, layer):
+        x = x + self.attn(self.attn_norm(x), cos, sin, causal, key_bias, cache, layer)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Backbone(nn.Module):
+    """Maps input vectors [B, N, d_model] at integer positions [N] to hidden states [B, N, d_model]."""
+
+    def __init__(self, config: BackboneConfig):
+        super().__init__()
+        if config.d_model % config.n_heads or config.head_dim % 2:
+            raise ValueError("n_heads must divide d_model into an even head size")
+        self.config = config
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.final_norm = nn.LayerNorm(config.d_model)
+        cos, sin = rotary_tables(torch.arange(config.max_positions), config.head_dim)
+        self.register_buffer("rotary_cos", cos, persistent=False)
+        self.register_buffer("rotary_sin", sin, persistent=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        causal: bool = False,
+        key_bias: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """key_bias, if given, is added to every attention score for that key: shape [B, 1, 1, N]."""
+        cos, sin = self.rotary_cos[positions], self.rotary_sin[positions]
+        if key_bias is not None:
+            key_bias = key_bias.to(x.dtype)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cos, sin, causal, key_bias, cache, layer)
+        return self.final_norm(x)
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config.n_layers)
+
+
+def sinusoidal_embedding(values: torch.Tensor, width: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Classic transformer sinusoids of (integer or real) values [...] -> [..., width]."""
+    half = width // 2
+    freqs = torch.exp(-torch.log(torch.tensor(max_period)) * torch.arange(half, device=values.device) / half)
+    angles = values.float()[..., None] * freqs
+    return torch.cat((angles.sin(), angles.cos()), dim=-1)
+
+
+def init_weights(module: nn.Module, std: float = 0.02):
+    """GPT-2 style initialisation, applied to every Linear and Embedding of a model."""
+    for sub in module.modules():
+        if isinstance(sub, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(sub.weight, mean=0.0, std=std)
+            if getattr(sub, "bias", None) is not None:
+                nn.init.zeros_(sub.bias)

@@ -1,0 +1,220 @@
+"""TinyStories in, packed token rows out.
+
+prepare: stories from the Hugging Face hub (streamed, only as many as asked) or
+from a local copy named by the TINYSTORIES_DIR environment variable, so the
+same params.yaml runs offline. pack: stories tokenised, joined by the
+end-of-story token and cut into fixed-length rows, the same rows for all three
+models.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path, write_json
+from .tokenizer import SPECIAL_IDS
+
+LOCAL_DIR_ENV = "TINYSTORIES_DIR"
+STORY_SEPARATOR = "<|endoftext|>"
+LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
+
+
+class DataError(ValueError):
+    """Source data that cannot give a trustworthy dataset."""
+
+
+@dataclass
+class Stories:
+    train: list[str]
+    valid: list[str]
+    source: str
+    split: str  # how the validation stories were obtained
+
+
+# --- reading sources ----------------------------------------------------------------------
+def _read_txt(path: Path) -> list[str]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (invalid byte at offset {error.start})") from None
+    stories, current = [], []
+    for line in text.splitlines():
+        if line.strip() == STORY_SEPARATOR:
+            stories.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    stories.append("\n".join(current))
+    return stories
+
+
+def _read_jsonl(path: Path) -> list[str]:
+    stories = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (invalid byte at offset {error.start})") from None
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                stories.append(json.loads(line)["text"])
+            except (ValueError, KeyError, TypeError):
+                raise DataError(f"{path}:{number}: expected a JSON object with a 'text' field") from None
+    return stories
+
+
+def _read_parquet(path: Path) -> list[str]:
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    if "text" not in frame.columns:
+        raise DataError(f"{path}: no 'text' column (columns: {', '.join(map(str, frame.columns))})")
+    return frame["text"].astype(str).tolist()
+
+
+READERS = {".txt": _read_txt, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
+
+
+def _clean(stories) -> list[str]:
+    return [story.strip() for story in stories if story and story.strip()]
+
+
+def _split_of(path: Path) -> str:
+    name = path.name.lower()
+    if "valid" in name or "val." in name or "_val" in name or "-val" in name or name.startswith("validation"):
+        return "valid"
+    return "train"
+
+
+def read_local(directory: str | Path) -> tuple[list[str], list[str] | None]:
+    """(train, valid or None) stories from the .txt/.jsonl/.parquet files of a directory.
+
+    Files whose name says valid/validation/val hold validation stories; all others training stories.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{LOCAL_DIR_ENV}={directory}: no such directory")
+    files = sorted(p for p in directory.iterdir() if p.suffix in LOCAL_SUFFIXES)
+    if not files:
+        raise DataError(f"{directory}: no {'/'.join(LOCAL_SUFFIXES)} files")
+    splits: dict[str, list[str]] = {"train": [], "valid": []}
+    for path in files:
+        stories = _clean(READERS[path.suffix](path))
+        if not stories:
+            raise DataError(f"{path}: no stories (the file is empty)")
+        splits[_split_of(path)].extend(stories)
+    if not splits["train"]:
+        raise DataError(f"{directory}: no training stories (every file is named as validation)")
+    return splits["train"], splits["valid"] or None
+
+
+def read_hub(dataset: str, train_stories: int | None, valid_stories: int | None):
+    """Streams only the stories asked for from the Hugging Face hub."""
+    from datasets import load_dataset
+
+    if train_stories is None:
+        raise DataError("data.train_stories must be a number when streaming from the hub")
+
+    def take(split, count):
+        stream = load_dataset(dataset, split=split, streaming=True)
+        return _clean(row["text"] for row in itertools.islice(stream, count))
+
+    return take("train", train_stories), take("validation", valid_stories or 10_000)
+
+
+def held_out(story: str, fraction: float) -> bool:
+    """Deterministic split by content hash: the same story is always on the same side."""
+    digest = hashlib.sha256(story.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def _take(stories: list[str], count: int | None, what: str) -> list[str]:
+    if count is not None and len(stories) < count:
+        warnings.warn(f"data.{what}: asked for {count} stories, the source has only {len(stories)}; using them all",
+                      stacklevel=2)
+    return stories if count is None else stories[:count]
+
+
+def load_stories(data_params, environ=os.environ) -> Stories:
+    local_dir = environ.get(LOCAL_DIR_ENV)
+    if local_dir:
+        train, valid = read_local(local_dir)
+        source = f"local copy {Path(local_dir).resolve()}"
+    else:
+        train, valid = read_hub(data_params.hf_dataset, data_params.train_stories, data_params.valid_stories)
+        source = f"hub dataset {data_params.hf_dataset}"
+    split = "the source's validation split"
+    if valid is None:
+        valid = [story for story in train if held_out(story, data_params.valid_fraction)]
+        train = [story for story in train if not held_out(story, data_params.valid_fraction)]
+        split = f"held out by content hash ({data_params.valid_fraction:.0%} of the source's stories)"
+    train = _take(train, data_params.train_stories, "train_stories")
+    valid = _take(valid, data_params.valid_stories, "valid_stories")
+    if not valid:
+        raise DataError("no validation stories: the source has none and the held-out share is empty")
+    return Stories(train, valid, source, split)
+
+
+def write_stories(path: Path, stories: list[str]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for story in stories:
+            out.write(json.dumps({"text": story}, ensure_ascii=False) + "\n")
+
+
+def read_stories(path: Path) -> list[str]:
+    return _read_jsonl(Path(path))
+
+
+def prepare(data_params, out_dir: str | Path, environ=os.environ) -> dict:
+    """Writes train.jsonl, valid.jsonl and manifest.json (what was used) to out_dir."""
+    out_dir = Path(out_dir)
+    stories = load_stories(data_params, environ)
+    write_stories(out_dir / "train.jsonl", stories.train)
+    write_stories(out_dir / "valid.jsonl", stories.valid)
+    content = hashlib.sha256()
+    for name in ("train.jsonl", "valid.jsonl"):
+        content.update((out_dir / name).read_bytes())
+    manifest = {
+        "source": stories.source,
+        "validation": stories.split,
+        "train_stories": len(stories.train),
+        "valid_stories": len(stories.valid),
+        "train_characters": sum(map(len, stories.train)),
+        "sha256": content.hexdigest(),
+    }
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+# --- packing ---------------------------------------------------------------------------------
+def pack(tokenizer, stories: list[str], seq_len: int) -> tuple[np.ndarray, int]:
+    """Rows [N, seq_len] of uint16 ids: each story followed by <eos>, concatenated, cut into rows.
+
+    Returns the rows and the number of tokens before the ragged tail was dropped.
+    """
+    stream = []
+    for encoding in tokenizer.encode_batch(stories):
+        stream.extend(encoding.ids)
+        stream.append(SPECIAL_IDS["eos"])
+    n_rows = len(stream) // seq_len
+    if n_rows == 0:
+        raise DataError(f"{len(stream)} tokens cannot fill one row of seq_len={seq_len}")
+    rows = np.asarray(stream[: n_rows * seq_len], dtype=np.uint16).reshape(n_rows, seq_len)
+    return rows, len(stream)
+
+
+def save_rows(path: Path, rows: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        np.save(out, rows)
+
+
+def load_rows(path: str | Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)

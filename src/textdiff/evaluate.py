@@ -1,0 +1,90 @@
+"""Scores one trained model: validation NLL/perplexity (with its kind), accuracy (with its
+definition), cost, generation time at batch 1, and a file of samples."""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .data import load_rows
+from .io import read_json, write_json
+from .tokenizer import decode
+from .train import load_trained
+
+PERPLEXITY_MEANING = {
+    "exact": "exp(validation NLL per token): an exact likelihood",
+    "bound": "exp(NELBO per token), averaged over several t per row: an upper bound on the true perplexity",
+    "denoising cross-entropy": "exp(cross-entropy of the denoiser at random t): not a likelihood",
+}
+
+
+def validation_metrics(model, rows: torch.Tensor, batch_size: int, generator, **options) -> dict:
+    totals = {"nll": 0.0, "tokens": 0, "correct": 0, "predicted": 0}
+    for start in tqdm(range(0, len(rows), batch_size), desc="validate", leave=False, dynamic_ncols=True):
+        sums = model.validation_sums(rows[start:start + batch_size], generator, **options)
+        for key in totals:
+            totals[key] += sums[key]
+    nll = totals["nll"] / totals["tokens"]
+    return {
+        "nll_per_token": round(nll, 5),
+        "perplexity": round(math.exp(nll), 3),
+        "perplexity_kind": model.nll_kind,
+        "perplexity_meaning": PERPLEXITY_MEANING[model.nll_kind],
+        "accuracy": round(totals["correct"] / max(1, totals["predicted"]), 5),
+        "accuracy_definition": model.accuracy_definition,
+        "valid_rows": len(rows),
+        "valid_tokens": totals["tokens"],
+    }
+
+
+def generation_time_ms(model, length: int, runs: int, sampling: dict, seed: int) -> float:
+    """Median wall time of one batch-1 sample of `length` tokens, after one untimed warm-up."""
+    times = []
+    for run in range(runs + 1):
+        generator = torch.Generator(device=model.device).manual_seed(seed + run)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        tic = time.perf_counter()
+        model.generate(1, length, generator, **sampling)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        if run:  # run 0 is the warm-up
+            times.append((time.perf_counter() - tic) * 1000)
+    return statistics.median(times)
+
+
+def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, device="cpu") -> tuple[dict, dict]:
+    """(metrics, samples) for the model trained into model_dir."""
+    model, config = load_trained(model_dir, device)
+    summary = read_json(Path(model_dir) / "train_summary.json")
+    ev, sampling = params.evaluate, params.sample[model_name]
+    rows = torch.from_numpy(load_rows(valid_rows_path).astype("int64"))[: ev.max_valid_rows].to(device)
+    options = {"t_draws": ev.mdlm_t_draws} if model_name == "mdlm" else {}
+    generator = torch.Generator(device=device).manual_seed(params.seed)
+    metrics = {"model": model_name, **validation_metrics(model, rows, ev.batch_size, generator, **options)}
+    metrics.update(
+        parameters=summary["parameters"],
+        train_steps=summary["steps"],
+        train_tokens=summary["tokens_seen"],
+        train_wall_s=summary["train_wall_s"],
+        train_tokens_per_s=summary["train_tokens_per_s"],
+        gen_ms_per_sample=round(generation_time_ms(model, ev.sample_length, ev.timing_runs, sampling, params.seed), 2),
+        gen_tokens=ev.sample_length,
+        gen_steps=sampling.get("steps", ev.sample_length),  # AR takes one network call per token
+        gen_temperature=sampling["temperature"],
+        device=str(device),
+    )
+    generator = torch.Generator(device=device).manual_seed(params.seed)
+    tokens = model.generate(ev.num_samples, ev.sample_length, generator, **sampling)
+    samples = {"model": model_name, "sampling": sampling, "length": ev.sample_length, "seed": params.seed,
+               "samples": [decode(tokenizer, row.tolist()) for row in tokens.cpu()]}
+    return metrics, samples
+
+
+def write_outputs(out_dir, metrics: dict, samples: dict) -> None:
+    write_json(Path(out_dir) / "samples.json", samples)
+    write_json(Path(out_dir) / "metrics.json", metrics)  # last: its presence means the evaluation finished

@@ -1,0 +1,133 @@
+"""MDLM: masked discrete diffusion as Sahoo et al. (2024) do it.
+
+Forward process: every token is replaced by MASK independently with
+probability 1 - alpha_t. SUBS parameterisation: the network never predicts
+MASK, and an unmasked position carries its token over, so only masked
+positions cost anything. Loss: the continuous-time NELBO
+    sum over masked positions of w(t) * -log p(x_0 | x_t),  w(t) = -alpha'(t) / (1 - alpha(t)),
+per token, with t drawn low-discrepancy over the batch. Sampling is ancestral
+from all-MASK, with the network output reused while no token changes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..backbone import Backbone, BackboneConfig, init_weights
+from .base import StudyModel, sample_categorical
+
+
+class LogLinearSchedule:
+    """alpha_t = 1 - t: the MDLM paper's default; w(t) = 1/t."""
+
+    def alpha(self, t):
+        return 1 - t
+
+    def weight(self, t):
+        return 1 / t
+
+
+class CosineSchedule:
+    """alpha_t = cos(pi t / 2); w(t) = (pi/2) sin(pi t/2) / (1 - cos(pi t/2))."""
+
+    def alpha(self, t):
+        return torch.cos(math.pi / 2 * t)
+
+    def weight(self, t):
+        return (math.pi / 2) * torch.sin(math.pi / 2 * t) / (1 - torch.cos(math.pi / 2 * t))
+
+
+SCHEDULES = {"loglinear": LogLinearSchedule, "cosine": CosineSchedule}
+
+
+def low_discrepancy_times(batch_size: int, t_eps: float, generator, device) -> torch.Tensor:
+    """One t per row, stratified over [t_eps, 1]: a shared random offset plus i/B (antithetic-style)."""
+    offset = torch.rand((), generator=generator, device=device)
+    u = (offset + torch.arange(batch_size, device=device) / batch_size) % 1.0
+    return t_eps + (1 - t_eps) * u
+
+
+class MaskedDiffusionLM(StudyModel):
+    nll_kind = "bound"
+    accuracy_definition = "argmax accuracy on masked tokens at the validation t draws"
+
+    def __init__(self, vocab_size: int, backbone: BackboneConfig, mask_id: int, tie_embeddings: bool,
+                 schedule: str, t_eps: float):
+        super().__init__()
+        self.mask_id = mask_id
+        self.schedule = SCHEDULES[schedule]()
+        self.t_eps = t_eps
+        self.embed = nn.Embedding(vocab_size, backbone.d_model)
+        self.backbone = Backbone(backbone)
+        self.head = nn.Linear(backbone.d_model, vocab_size, bias=False)
+        init_weights(self)
+        if tie_embeddings:
+            self.head.weight = self.embed.weight
+
+    def denoiser_log_probs(self, noisy: torch.Tensor) -> torch.Tensor:
+        """log p_theta(x_0 | x_t) [B, L, V] under SUBS: MASK is impossible, unmasked tokens are carried over."""
+        positions = torch.arange(noisy.shape[1], device=noisy.device)
+        logits = self.head(self.backbone(self.embed(noisy), positions)).float()
+        logits[..., self.mask_id] = -math.inf
+        log_probs = logits.log_softmax(dim=-1)
+        unmasked = noisy != self.mask_id
+        carry_over = torch.full_like(log_probs, -math.inf).scatter_(-1, noisy[..., None], 0.0)
+        return torch.where(unmasked[..., None], carry_over, log_probs)
+
+    def add_noise(self, rows: torch.Tensor, t: torch.Tensor, generator) -> torch.Tensor:
+        mask_prob = 1 - self.schedule.alpha(t)
+        masked = torch.rand(rows.shape, generator=generator, device=rows.device) < mask_prob[:, None]
+        return torch.where(masked, torch.full_like(rows, self.mask_id), rows)
+
+    def nelbo_terms(self, rows, t, generator):
+        """Per-row NELBO (nats, summed over positions) at times t [B], and the denoiser's log-probs."""
+        noisy = self.add_noise(rows, t, generator)
+        log_probs = self.denoiser_log_probs(noisy)
+        masked = noisy == self.mask_id
+        token_nll = -log_probs.gather(-1, rows[..., None]).squeeze(-1)
+        token_nll = torch.where(masked, token_nll, torch.zeros_like(token_nll))
+        return self.schedule.weight(t) * token_nll.sum(dim=1), log_probs, masked
+
+    def training_loss(self, rows, generator):
+        t = low_discrepancy_times(rows.shape[0], self.t_eps, generator, rows.device)
+        nelbo, _, _ = self.nelbo_terms(rows, t, generator)
+        return nelbo.sum() / rows.numel()
+
+    @torch.no_grad()
+    def validation_sums(self, rows, generator, t_draws: int = 4):
+        """NELBO averaged over t_draws stratified t per row: an upper bound on the NLL (so PPL is '<=')."""
+        sums = {"nll": 0.0, "tokens": rows.numel(), "correct": 0, "predicted": 0}
+        for draw in range(t_draws):
+            u = (torch.rand((rows.shape[0],), generator=generator, device=rows.device) + draw) / t_draws
+            t = self.t_eps + (1 - self.t_eps) * u
+            nelbo, log_probs, masked = self.nelbo_terms(rows, t, generator)
+            sums["nll"] += nelbo.sum().item() / t_draws
+            sums["correct"] += ((log_probs.argmax(-1) == rows) & masked).sum().item()
+            sums["predicted"] += masked.sum().item()
+        return sums
+
+    @torch.no_grad()
+    def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,
+                 use_cache: bool = True):
+        """Ancestral sampling from t=1 to t=0 in `steps` steps; unmasked tokens never change."""
+        tokens = torch.full((batch_size, length), self.mask_id, dtype=torch.long, device=self.device)
+        times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=self.device)
+        probs = None
+        for t, s in zip(times[:-1], times[1:]):
+            masked = tokens == self.mask_id
+            if not masked.any():
+                break
+            if probs is None or not use_cache:
+                probs = torch.softmax(self.denoiser_log_probs(tokens).double() / temperature, dim=-1)
+            alpha_t, alpha_s = self.schedule.alpha(t), self.schedule.alpha(s)
+            # q(x_s | x_t, x_0 ~ p_theta): a token with prob (alpha_s - alpha_t)/(1 - alpha_t), else stay MASK.
+            unmask_prob = (alpha_s - alpha_t) / (1 - alpha_t)
+            reverse = torch.cat((probs * unmask_prob, (1 - unmask_prob).expand_as(probs[..., :1])), dim=-1)
+            draw = sample_categorical(reverse, generator)
+            new_tokens = torch.where(masked & (draw < probs.shape[-1]), draw, tokens)
+            if not torch.equal(new_tokens, tokens):
+                probs = None  # the network's input changed: its cached output is stale
+            tokens = new_tokens
+        return tokens

@@ -1,0 +1,224 @@
+"""The one training loop of the study, the same for AR, MDLM and SDD.
+
+AdamW, linear warmup then cosine decay, gradient clipping, bf16 autocast on
+CUDA. Every random draw of step n (its batch and the objective's noise) comes
+from a generator seeded with (seed, n), so a run resumed from a checkpoint
+takes exactly the same path as an uninterrupted one.
+
+Resume checkpoints (safetensors: weights, optimizer state, log so far) live in
+a directory outside DVC's outputs, named by a fingerprint of everything that
+defines the run; a rerun of the same config after an interruption picks its
+checkpoint up, and a checkpoint of another config is refused.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_model, save_file, save_model
+from tqdm import tqdm
+
+from .data import load_rows
+from .io import atomic_path, write_json, write_text
+from .models import build_model, model_spec
+
+LOG_COLUMNS = ("step", "loss", "lr", "tokens_per_s", "elapsed_s")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class CheckpointMismatch(RuntimeError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def learning_rate(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup to `peak` over `warmup` steps, then cosine decay to peak * min_ratio at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+
+
+def run_fingerprint(spec: dict, params, data_sha256: str) -> dict:
+    """Everything that determines the trained weights; two runs with equal fingerprints are the same run."""
+    s = params.scale
+    return {
+        "spec": spec,
+        "batch_size": s.batch_size, "steps": s.steps, "lr": s.lr, "warmup_steps": s.warmup_steps,
+        "train": {k: v for k, v in asdict(params.train).items() if k not in ("checkpoint_every", "device")},
+        "seed": params.seed,
+        "train_rows_sha256": data_sha256,
+    }
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, log: list, elapsed: float):
+    tensors = {f"model.{name}": value.detach().clone().contiguous() for name, value in model.state_dict().items()}
+    optim_state = optimizer.state_dict()
+    for index, state in optim_state["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{index}.{key}"] = value.detach().clone().contiguous()
+    metadata = {"fingerprint": json.dumps(fingerprint, sort_keys=True), "step": str(step),
+                "elapsed": repr(elapsed), "log": json.dumps(log),
+                "param_groups": json.dumps(optim_state["param_groups"])}
+    with atomic_path(path) as tmp:
+        save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def load_checkpoint(path: Path, model, optimizer, fingerprint: dict):
+    """Restores model and optimizer in place; returns (step, log, elapsed). Refuses another config."""
+    with safe_open(str(path), framework="pt", device=str(model.device)) as handle:
+        metadata = handle.metadata()
+        if json.loads(metadata["fingerprint"]) != fingerprint:
+            raise CheckpointMismatch(f"{path}: checkpoint of a different config; delete it to start over")
+        model_state, optim_tensors = {}, {}
+        for key in handle.keys():
+            kind, rest = key.split(".", 1)
+            (model_state if kind == "model" else optim_tensors)[rest] = handle.get_tensor(key)
+    model.load_state_dict(model_state)
+    state: dict[int, dict] = {}
+    for key, value in optim_tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
+    return int(metadata["step"]), json.loads(metadata["log"]), float(metadata["elapsed"])
+
+
+# --- outputs -------------------------------------------------------------------------------------
+def save_weights(model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        save_model(model, str(tmp))  # safetensors; handles the tied embedding/head
+
+
+def load_trained(model_dir: str | Path, device: torch.device | str = "cpu"):
+    """(model, config) from a train stage's output directory: safetensors weights, never pickle."""
+    model_dir = Path(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    model = build_model(config["spec"])
+    load_model(model, str(model_dir / "model.safetensors"), device=str(device))
+    return model.to(device).eval(), config
+
+
+def log_csv(log: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(log)
+    return out.getvalue()
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+# --- the loop ------------------------------------------------------------------------------------
+def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | Path,
+          checkpoint_dir: str | Path = ".cache/checkpoints", progress: bool = True,
+          stop_after: int | None = None) -> dict:
+    """Trains `model_name` and writes model.safetensors, config.json, train_log.csv, train_summary.json.
+
+    stop_after (tests only) ends the run after that many steps, as an interruption would.
+    """
+    out_dir, scale = Path(out_dir), params.scale
+    device = resolve_device(params.train.device)
+    torch.manual_seed(params.seed)  # initial weights
+    spec = model_spec(model_name, params)
+    fingerprint = run_fingerprint(spec, params, file_sha256(train_rows_path))
+    checkpoint = Path(checkpoint_dir) / f"{model_name}-{_digest(fingerprint)[:16]}.safetensors"
+
+    rows = torch.from_numpy(load_rows(train_rows_path).astype("int64")).to(device)
+    if rows.shape[1] != scale.seq_len:
+        raise ValueError(f"{train_rows_path}: rows of {rows.shape[1]} tokens, params say seq_len={scale.seq_len}")
+    model = build_model(spec).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=scale.lr, betas=(0.9, 0.99),
+                                  weight_decay=params.train.weight_decay, fused=device.type == "cuda")
+    start, log, elapsed = 0, [], 0.0
+    if checkpoint.exists():
+        start, log, elapsed = load_checkpoint(checkpoint, model, optimizer, fingerprint)
+        print(f"resuming {model_name} from step {start} ({checkpoint})")
+
+    model.train()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    tokens_per_step = scale.batch_size * scale.seq_len
+    bar = tqdm(range(start, scale.steps), initial=start, total=scale.steps, desc=f"train {model_name}",
+               disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        tic = time.perf_counter()
+        generator = step_generator(params.seed, step, device)
+        batch = rows[torch.randint(len(rows), (scale.batch_size,), generator=generator, device=device)]
+        lr = learning_rate(step, scale.lr, scale.warmup_steps, scale.steps, params.train.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.on_training_progress(step / scale.steps)
+        with autocast:
+            loss = model.training_loss(batch, generator)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"{model_name}: loss is {loss.item()} at step {step + 1}; "
+                                f"the last good checkpoint is kept at {checkpoint}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = loss.item()  # also waits for the device, so the step time below is real
+        seconds = time.perf_counter() - tic
+        elapsed += seconds
+        log.append({"step": step + 1, "loss": round(loss_value, 6), "lr": lr,
+                    "tokens_per_s": round(tokens_per_step / seconds, 1), "elapsed_s": round(elapsed, 3)})
+        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+        done = step + 1
+        if done % params.train.checkpoint_every == 0 and done < scale.steps:
+            save_checkpoint(checkpoint, model, optimizer, done, fingerprint, log, elapsed)
+        if stop_after is not None and done >= stop_after:
+            return {"stopped_at": done}
+    bar.close()
+
+    summary = {
+        "model": model_name,
+        "parameters": count_parameters(model),
+        "steps": scale.steps,
+        "tokens_seen": scale.steps * tokens_per_step,
+        "train_wall_s": round(elapsed, 2),
+        "train_tokens_per_s": round(scale.steps * tokens_per_step / elapsed, 1),
+        "final_loss": log[-1]["loss"],
+        "device": str(device),
+    }
+    save_weights(model, out_dir / "model.safetensors")
+    write_json(out_dir / "config.json", {"spec": spec, "fingerprint": fingerprint})
+    write_text(out_dir / "train_log.csv", log_csv(log))
+    write_json(out_dir / "train_summary.json", summary)
+    checkpoint.unlink(missing_ok=True)
+    return summary

@@ -1,0 +1,29 @@
+"""Stage evaluate@<model>: validation NLL, accuracy, generation time and samples -> eval/<model>/."""
+import argparse
+
+from tokenizers import Tokenizer
+
+from textdiff.cli import run_stage
+from textdiff.evaluate import evaluate, write_outputs
+from textdiff.models import MODEL_NAMES
+from textdiff.params import load_params
+from textdiff.train import resolve_device
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", choices=MODEL_NAMES)
+    parser.add_argument("--rows", default="data/packed/valid.npy")
+    parser.add_argument("--tokenizer", default="data/tokenizer.json")
+    parser.add_argument("--out", default=None, help="default: eval/<model>")
+    args = parser.parse_args()
+    params = load_params()
+    device = resolve_device(params.train.device)
+    metrics, samples = evaluate(f"models/{args.model}", args.rows, Tokenizer.from_file(args.tokenizer), params,
+                                args.model, device)
+    write_outputs(args.out or f"eval/{args.model}", metrics, samples)
+    print({k: v for k, v in metrics.items() if not isinstance(v, str)})
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,22 @@
+"""Stage train@<model>: the shared training loop -> models/<model>/ (safetensors weights, config, log)."""
+import argparse
+
+from textdiff.cli import run_stage
+from textdiff.models import MODEL_NAMES
+from textdiff.params import load_params
+from textdiff.train import train
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", choices=MODEL_NAMES)
+    parser.add_argument("--rows", default="data/packed/train.npy")
+    parser.add_argument("--out", default=None, help="default: models/<model>")
+    parser.add_argument("--checkpoints", default=".cache/checkpoints")
+    args = parser.parse_args()
+    params = load_params()  # before anything expensive: bad params fail here
+    summary = train(args.model, params, args.rows, args.out or f"models/{args.model}", args.checkpoints)
+    print(summary)
+
+if __name__ == "__main__":
+    run_stage(main)
