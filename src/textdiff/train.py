@@ -73,8 +73,9 @@ def run_fingerprint(spec: dict, params, data_sha256: str) -> dict:
     }
 
 
-def _digest(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+def checkpoint_path(checkpoint_dir: str | Path, model_name: str, fingerprint: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+    return Path(checkpoint_dir) / f"{model_name}-{digest[:16]}.safetensors"
 
 
 def file_sha256(path: str | Path) -> str:
@@ -158,7 +159,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     torch.manual_seed(params.seed)  # initial weights
     spec = model_spec(model_name, params)
     fingerprint = run_fingerprint(spec, params, file_sha256(train_rows_path))
-    checkpoint = Path(checkpoint_dir) / f"{model_name}-{_digest(fingerprint)[:16]}.safetensors"
+    checkpoint = checkpoint_path(checkpoint_dir, model_name, fingerprint)
 
     rows = torch.from_numpy(load_rows(train_rows_path).astype("int64")).to(device)
     if rows.shape[1] != scale.seq_len:

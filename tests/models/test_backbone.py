@@ -1,0 +1,50 @@
+import torch
+
+from textdiff.backbone import Backbone, BackboneConfig
+
+CONFIG = BackboneConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, max_positions=16)
+
+
+def test_causal_outputs_never_see_the_future():
+    torch.manual_seed(0)
+    backbone = Backbone(CONFIG).eval()
+    x = torch.randn(2, 10, 32)
+    changed = x.clone()
+    changed[:, 6] += torch.randn(2, 32)  # not a constant: LayerNorm would remove that
+    positions = torch.arange(10)
+    a, b = backbone(x, positions, causal=True), backbone(changed, positions, causal=True)
+    assert torch.allclose(a[:, :6], b[:, :6])
+    assert not torch.allclose(a[:, 6:], b[:, 6:])
+
+
+def test_kv_cache_matches_full_recompute():
+    torch.manual_seed(0)
+    backbone = Backbone(CONFIG).eval()
+    x = torch.randn(1, 9, 32)
+    full = backbone(x, torch.arange(9), causal=True)
+    cache = backbone.new_cache()
+    stepwise = [backbone(x[:, i:i + 1], torch.tensor([i]), causal=True, cache=cache) for i in range(9)]
+    assert torch.allclose(torch.cat(stepwise, dim=1), full, atol=1e-5)
+
+
+def test_rotary_positions_make_bidirectional_attention_order_aware():
+    torch.manual_seed(0)
+    backbone = Backbone(CONFIG).eval()
+    x = torch.randn(1, 5, 32)
+    out = backbone(x, torch.arange(5))
+    swapped = backbone(x[:, [1, 0, 2, 3, 4]], torch.arange(5))
+    # Without position information, swapping two inputs would only swap the two outputs.
+    assert not torch.allclose(out[:, 2:], swapped[:, 2:], atol=1e-4)
+
+
+def test_key_bias_of_minus_infinity_removes_a_key():
+    torch.manual_seed(0)
+    backbone = Backbone(CONFIG).eval()
+    x = torch.randn(1, 6, 32)
+    bias = torch.zeros(1, 1, 1, 6)
+    bias[..., 5] = -1e9
+    changed = x.clone()
+    changed[:, 5] += 5 * torch.randn(32)
+    a = backbone(x, torch.arange(6), key_bias=bias)
+    b = backbone(changed, torch.arange(6), key_bias=bias)
+    assert torch.allclose(a[:, :5], b[:, :5], atol=1e-5)

@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from textdiff.data import DataError, held_out, load_stories, pack, prepare, read_local, read_stories
+from textdiff.params import parse_params
+from textdiff.tokenizer import SPECIAL_IDS, train_tokenizer
+
+
+def write_txt(path, stories):
+    path.write_text("".join(f"{story}\n<|endoftext|>\n" for story in stories), encoding="utf-8")
+
+
+def test_txt_is_split_on_separator_lines_keeping_inner_newlines(tmp_path):
+    write_txt(tmp_path / "train.txt", ["One day.\nThe end.", "  Second story.  "])
+    write_txt(tmp_path / "valid.txt", ["A valid story."])
+    train, valid = read_local(tmp_path)
+    assert train == ["One day.\nThe end.", "Second story."]
+    assert valid == ["A valid story."]
+
+
+def test_jsonl_and_parquet_sources(tmp_path):
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in ["a b", "c d"]) + "\n")
+    pd.DataFrame({"text": ["e f"]}).to_parquet(tmp_path / "validation.parquet")
+    assert read_local(tmp_path) == (["a b", "c d"], ["e f"])
+
+
+def test_source_without_validation_is_split_deterministically_by_content(tmp_path, micro_raw):
+    stories = [f"Story number {i}." for i in range(400)]
+    write_txt(tmp_path / "stories.txt", stories)
+    micro_raw["data"].update(train_stories=None, valid_stories=None, valid_fraction=0.25)
+    data = parse_params(micro_raw).data
+    first = load_stories(data, {"TINYSTORIES_DIR": str(tmp_path)})
+    write_txt(tmp_path / "stories.txt", stories[::-1])  # order must not matter
+    second = load_stories(data, {"TINYSTORIES_DIR": str(tmp_path)})
+    assert sorted(first.valid) == sorted(second.valid) and not set(first.valid) & set(first.train)
+    assert 60 < len(first.valid) < 140  # about a quarter of 400
+    assert all(held_out(story, 0.25) for story in first.valid)
+
+
+def test_missing_source_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="no such directory"):
+        read_local(tmp_path / "nowhere")
+
+
+def test_empty_file_is_an_error(tmp_path):
+    (tmp_path / "train.txt").write_text("")
+    with pytest.raises(DataError, match="empty"):
+        read_local(tmp_path)
+
+
+def test_non_utf8_file_is_an_error_naming_the_offset(tmp_path):
+    (tmp_path / "train.txt").write_bytes(b"Once upon a time \xff\xfe there was\n<|endoftext|>\n")
+    with pytest.raises(DataError, match="not UTF-8.*offset 17"):
+        read_local(tmp_path)
+
+
+def test_fewer_stories_than_asked_warns_and_uses_them_all(tmp_path, micro_raw):
+    write_txt(tmp_path / "train.txt", ["a", "b", "c"])
+    write_txt(tmp_path / "valid.txt", ["d"])
+    micro_raw["data"].update(train_stories=10, valid_stories=1)
+    with pytest.warns(UserWarning, match="asked for 10 stories, the source has only 3"):
+        stories = load_stories(parse_params(micro_raw).data, {"TINYSTORIES_DIR": str(tmp_path)})
+    assert stories.train == ["a", "b", "c"]
+
+
+def test_prepare_records_what_it_used(tmp_path, micro_raw, shared_data):
+    manifest = prepare(parse_params(micro_raw).data, tmp_path, {"TINYSTORIES_DIR": str(shared_data)})
+    assert manifest["train_stories"] == 200 and manifest["valid_stories"] == 30
+    assert len(read_stories(tmp_path / "train.jsonl")) == 200
+    assert "local copy" in manifest["source"] and len(manifest["sha256"]) == 64
+    assert not set(read_stories(tmp_path / "train.jsonl")) & set(read_stories(tmp_path / "valid.jsonl"))
+
+
+def test_pack_joins_stories_with_eos_into_full_rows():
+    stories = ["the cat sat", "a dog ran far away", "the end"] * 20
+    tokenizer = train_tokenizer(stories, vocab_size=300)
+    rows, total = pack(tokenizer, stories, seq_len=8)
+    expected = []
+    for story in stories:
+        expected += tokenizer.encode(story).ids + [SPECIAL_IDS["eos"]]
+    assert total == len(expected) and rows.dtype == np.uint16
+    assert rows.shape == (len(expected) // 8, 8)
+    assert rows.flatten().tolist() == expected[: rows.size]
+
+
+def test_tokenizer_has_fixed_special_ids_and_round_trips():
+    stories = ["Once upon a time, there was a little girl named Lily.", "She liked to play."] * 30
+    tokenizer = train_tokenizer(stories, vocab_size=300)
+    for name, token_id in SPECIAL_IDS.items():
+        assert tokenizer.id_to_token(token_id) == f"<{name}>"
+    text = "Lily played with a ball. Zebra!"  # unseen word and characters still encode: byte-level
+    assert tokenizer.decode(tokenizer.encode(text).ids) == text

@@ -1,0 +1,43 @@
+import pytest
+import yaml
+
+from textdiff.params import ParamError, load_params, parse_params
+from tests.conftest import REPO
+
+
+def test_committed_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.scale_name == "cpu" and params.k == 8
+
+
+def test_seed_scale_is_the_seed_projects_config():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["scale"] = "seed"
+    s = parse_params(raw).scale
+    assert (s.vocab_size, s.seq_len, s.d_model, s.n_layers, s.n_heads, s.d_ff, s.batch_size, s.steps) == (
+        8192, 256, 384, 6, 6, 1536, 32, 10000)
+
+
+def _set(raw, dotted, value):
+    *path, last = dotted.split(".")
+    node = raw
+    for key in path:
+        node = node[key]
+    node[last] = value
+
+
+@pytest.mark.parametrize("key, value", [
+    ("k", 0), ("k", 100000), ("k", 2.5), ("k", "eight"),
+    ("scales.cpu.steps", 0), ("scales.cpu.batch_size", -1), ("scales.cpu.lr", 0), ("scales.cpu.lr", -0.1),
+    ("scales.cpu.n_heads", 3), ("scales.cpu.seq_len", 100000), ("scale", "huge"), ("mdlm.schedule", "sqrt"),
+    ("sdd.clean_other_prob", 0.5), ("sdd.embed_noise_std", -1.0), ("sdd.k_curriculum", "yes"),
+    ("evaluate.sample_length", 1000), ("train.device", "tpu"), ("data.valid_fraction", 1.5),
+])
+def test_bad_value_is_one_line_error_naming_the_key(micro_raw, key, value):
+    _set(micro_raw, key, value)
+    with pytest.raises(ParamError) as error:
+        parse_params(micro_raw)
+    message = str(error.value)
+    assert "\n" not in message
+    named = "n_heads" if key.endswith("n_heads") else key.split(".")[-1]
+    assert named in message, message

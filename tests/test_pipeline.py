@@ -1,0 +1,90 @@
+"""Integration: the real dvc.yaml on micro params in a throw-away git repo."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, micro_params_dict
+
+
+def run(command, cwd, env):
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    shared = REPO.parent / "shared" / "data" / "tinystories"
+    if not shared.is_dir():
+        pytest.skip(f"offline TinyStories copy not found at {shared}")
+    work = tmp_path_factory.mktemp("study")
+    for name in ("dvc.yaml", "stages", "src", ".dvc", ".gitignore"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, work / name)
+    for local in (".dvc/cache", ".dvc/tmp", ".dvc/config.local"):
+        shutil.rmtree(work / local, ignore_errors=True)
+    (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TINYSTORIES_DIR": str(shared),
+           "PYTHONPATH": str(work / "src"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    run(["git", "init", "-q"], work, env)
+    run(["git", "add", "-A"], work, env)
+    run(["git", "commit", "-qm", "micro study"], work, env)
+    first = run(["dvc", "repro"], work, env)
+    run(["git", "add", "-A"], work, env)
+    run(["git", "commit", "-qm", "ran"], work, env)
+    return work, env, first
+
+
+def test_repro_runs_every_stage_and_writes_the_report(study):
+    work, _, first = study
+    assert stages_run(first) == {"prepare", "tokenizer", "pack", "train@ar", "train@mdlm", "train@sdd",
+                                 "evaluate@ar", "evaluate@mdlm", "evaluate@sdd", "report"}
+    report = (work / "reports" / "report.md").read_text()
+    assert "| AR |" in report and "| MDLM | ≤ " in report and "denoising cross-entropy" in report
+    assert (work / "reports" / "training_loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_change_repro_runs_nothing(study):
+    work, env, _ = study
+    output = run(["dvc", "repro"], work, env)
+    assert stages_run(output) == set() and "up to date" in output
+
+
+def test_lock_lists_k_and_sdd_noise_only_for_sdd(study):
+    work, _, _ = study
+    lock = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
+    for stage in ("train@ar", "train@mdlm"):
+        keys = lock[stage]["params"]["params.yaml"]
+        assert "k" not in keys and "sdd" not in keys, keys
+    assert {"k", "sdd"} <= set(lock["train@sdd"]["params"]["params.yaml"])
+
+
+def test_changing_k_reruns_exactly_sdd_and_the_report(study):
+    work, env, _ = study
+    output = run(["dvc", "exp", "run", "-S", "k=4"], work, env)
+    assert stages_run(output) == {"train@sdd", "evaluate@sdd", "report"}
+
+
+def test_bad_param_fails_in_one_line_before_any_work(study):
+    work, env, _ = study
+    env = {**env}
+    broken = micro_params_dict()
+    broken["k"] = 0
+    (work / "params.yaml").write_text(yaml.safe_dump(broken, sort_keys=False))
+    result = subprocess.run([sys.executable, "stages/train.py", "sdd"], cwd=work, env=env, capture_output=True,
+                            text=True, timeout=120)
+    (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: params.yaml: k must be an integer")

@@ -1,0 +1,87 @@
+import dataclasses
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from textdiff.data import save_rows
+from textdiff.models import MODEL_NAMES, model_spec
+from textdiff.train import (CheckpointMismatch, NonFiniteLoss, checkpoint_path, file_sha256, learning_rate,
+                            load_trained, run_fingerprint, train)
+
+
+@pytest.fixture
+def rows_path(tmp_path):
+    # 16 distinct tokens out of 300: even a unigram model has much to learn.
+    rows = np.random.default_rng(0).integers(4, 20, size=(64, 16)).astype(np.uint16)
+    save_rows(tmp_path / "train.npy", rows)
+    return tmp_path / "train.npy"
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    lrs = [learning_rate(step, 1.0, 10, 100, 0.1) for step in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert learning_rate(100, 1.0, 10, 100, 0.1) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_training_writes_safetensors_and_learns(model, micro_params, rows_path, tmp_path):
+    params = dataclasses.replace(micro_params, scale=dataclasses.replace(micro_params.scale, steps=30))
+    summary = train(model, params, rows_path, tmp_path / model, tmp_path / "ckpt", progress=False)
+    log = (tmp_path / model / "train_log.csv").read_text().splitlines()
+    assert log[0] == "step,loss,lr,tokens_per_s,elapsed_s" and len(log) == 31
+    losses = [float(line.split(",")[1]) for line in log[1:]]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    loaded, config = load_trained(tmp_path / model)
+    assert config["spec"]["model"] == model and summary["parameters"] > 0
+    assert not list((tmp_path / "ckpt").glob("*"))  # the resume checkpoint is gone once training is done
+
+
+def test_resume_after_interruption_gives_identical_weights(micro_params, rows_path, tmp_path):
+    train("mdlm", micro_params, rows_path, tmp_path / "straight", tmp_path / "ckpt_a", progress=False)
+    stopped = train("mdlm", micro_params, rows_path, tmp_path / "resumed", tmp_path / "ckpt_b", progress=False,
+                    stop_after=3)  # checkpoint_every=2, so the checkpoint is at step 2 and step 3 is redone
+    assert stopped == {"stopped_at": 3} and list((tmp_path / "ckpt_b").glob("mdlm-*.safetensors"))
+    train("mdlm", micro_params, rows_path, tmp_path / "resumed", tmp_path / "ckpt_b", progress=False)
+    a = load_file(tmp_path / "straight" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [(tmp_path / d / "train_log.csv").read_text().splitlines() for d in ("straight", "resumed")]
+    assert [line.split(",")[:3] for line in losses[0]] == [line.split(",")[:3] for line in losses[1]]
+
+
+def test_same_seed_gives_identical_weights(micro_params, rows_path, tmp_path):
+    for run in ("one", "two"):
+        train("sdd", micro_params, rows_path, tmp_path / run, tmp_path / "ckpt", progress=False)
+    a, b = (load_file(tmp_path / run / "model.safetensors") for run in ("one", "two"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_of_another_config_is_refused(micro_params, rows_path, tmp_path):
+    train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False, stop_after=2)
+    checkpoint = next((tmp_path / "ckpt").glob("ar-*.safetensors"))
+    other = dataclasses.replace(micro_params, seed=micro_params.seed + 1)
+    # Even renamed into the other config's place, the checkpoint is recognised as foreign.
+    fingerprint = run_fingerprint(model_spec("ar", other), other, file_sha256(rows_path))
+    checkpoint.rename(checkpoint_path(tmp_path / "ckpt", "ar", fingerprint))
+    with pytest.raises(CheckpointMismatch, match="different config"):
+        train("ar", other, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(micro_params, rows_path, tmp_path,
+                                                                         monkeypatch):
+    from textdiff.models.ar import AutoregressiveLM
+
+    original = AutoregressiveLM.training_loss
+    calls = []
+
+    def poisoned(self, rows, generator):
+        calls.append(1)
+        loss = original(self, rows, generator)
+        return loss * float("nan") if len(calls) == 4 else loss
+    monkeypatch.setattr(AutoregressiveLM, "training_loss", poisoned)
+    with pytest.raises(NonFiniteLoss, match="at step 4"):
+        train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)
+    assert list((tmp_path / "ckpt").glob("ar-*.safetensors"))  # the step-2 checkpoint survives
+    assert not (tmp_path / "out" / "model.safetensors").exists()
