@@ -1,4 +1,4 @@
-"""Stage evaluate@<model>: validation NLL, accuracy, generation time and samples -> eval/<model>/."""
+"""Stage evaluate@<model>: validation NLL, accuracy, generation time, judged sample sweeps -> eval/<model>/."""
 import argparse
 
 from tokenizers import Tokenizer
@@ -15,13 +15,14 @@ def main():
     parser.add_argument("model", choices=MODEL_NAMES)
     parser.add_argument("--rows", default="data/packed/valid.npy")
     parser.add_argument("--tokenizer", default="data/tokenizer.json")
+    parser.add_argument("--judge", default="models/judge")
     parser.add_argument("--out", default=None, help="default: eval/<model>")
     args = parser.parse_args()
     params = load_params()
     device = resolve_device(params.train.device)
-    metrics, samples = evaluate(f"models/{args.model}", args.rows, Tokenizer.from_file(args.tokenizer), params,
-                                args.model, device)
-    write_outputs(args.out or f"eval/{args.model}", metrics, samples)
+    metrics, samples, sweep = evaluate(f"models/{args.model}", args.rows, Tokenizer.from_file(args.tokenizer),
+                                       params, args.model, args.judge, device)
+    write_outputs(args.out or f"eval/{args.model}", metrics, samples, sweep)
     print({k: v for k, v in metrics.items() if not isinstance(v, str)})
 
 

@@ -49,11 +49,13 @@ def study(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_the_report(study):
     work, _, first = study
-    assert stages_run(first) == {"prepare", "tokenizer", "pack", "train@ar", "train@mdlm", "train@sdd",
+    assert stages_run(first) == {"prepare", "tokenizer", "pack", "train@ar", "train@mdlm", "train@sdd", "judge",
                                  "evaluate@ar", "evaluate@mdlm", "evaluate@sdd", "report"}
     report = (work / "reports" / "report.md").read_text()
     assert "| AR |" in report and "| MDLM | ≤ " in report and "denoising cross-entropy" in report
-    assert (work / "reports" / "training_loss.png").read_bytes()[:4] == b"\x89PNG"
+    for plot in ("training_loss.png", "judge_perplexity_vs_entropy.png", "quality_vs_time.png"):
+        assert (work / "reports" / plot).read_bytes()[:4] == b"\x89PNG"
+    assert "| validation text |" in report and "writes best" in report
 
 
 def test_no_change_repro_runs_nothing(study):

@@ -62,6 +62,26 @@ class KVCache:
         return k, v
 
 
+def biased_attention(q, k, v, key_bias):
+    """softmax(q.k / sqrt(d) + b_key) v for a per-key bias b [B, 1, 1, N], through SDPA's fused kernels.
+
+    Passing the bias as attn_mask makes SDPA materialise the [B, H, N, N] scores (its math path, since
+    the bias needs a gradient). A per-key bias is instead one extra q/k dimension: q gets 1 and k gets
+    b * sqrt(d), so q'.k' / sqrt(d) = q.k / sqrt(d) + b exactly. Zero padding to a multiple of 8 keeps
+    the head size that fused kernels want; the padding of v is dropped from the output.
+    """
+    batch, heads, length, head_dim = q.shape
+    pad = 8 - head_dim % 8 if head_dim % 8 else 8
+    extra_q = torch.zeros(batch, heads, length, pad, dtype=q.dtype, device=q.device)
+    extra_q[..., 0] = 1
+    bias = (key_bias.reshape(batch, 1, length, 1) * head_dim**0.5).to(k.dtype).expand(batch, heads, length, 1)
+    extra_k = torch.cat((bias, k.new_zeros(batch, heads, length, pad - 1)), dim=-1)
+    q = torch.cat((q, extra_q), dim=-1)
+    k = torch.cat((k, extra_k), dim=-1)
+    v = torch.cat((v, v.new_zeros(batch, heads, length, pad)), dim=-1)
+    return F.scaled_dot_product_attention(q, k, v, scale=head_dim**-0.5)[..., :head_dim]
+
+
 class Attention(nn.Module):
     def __init__(self, config: BackboneConfig):
         super().__init__()
@@ -80,7 +100,10 @@ class Attention(nn.Module):
         is_causal = causal and q.shape[2] > 1
         if is_causal and k.shape[2] != q.shape[2]:
             raise ValueError("cached causal attention takes one new position at a time")
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias, is_causal=is_causal)
+        if key_bias is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+        else:
+            y = biased_attention(q, k, v, key_bias)
         return self.out(y.transpose(1, 2).reshape(batch, length, width))
 
 
@@ -123,7 +146,8 @@ class Backbone(nn.Module):
         key_bias: torch.Tensor | None = None,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """key_bias, if given, is added to every attention score for that key: shape [B, 1, 1, N]."""
+        """key_bias, if given, is added to every attention score for that key: shape [B, 1, 1, N]
+        (full attention only)."""
         cos, sin = self.rotary_cos[positions], self.rotary_sin[positions]
         if key_bias is not None:
             key_bias = key_bias.to(x.dtype)

@@ -1,5 +1,6 @@
 """Scores one trained model: validation NLL/perplexity (with its kind), accuracy (with its
-definition), cost, generation time at batch 1, and a file of samples."""
+definition), cost, generation time at batch 1, the quality of its samples under the
+fixed judge at every sampling setting of the sweep, and a file of samples."""
 from __future__ import annotations
 
 import math
@@ -7,11 +8,13 @@ import statistics
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm import tqdm
 
 from .data import load_rows
-from .io import read_json, write_json
+from .io import read_json, write_json, write_text
+from .sample_quality import sample_quality
 from .tokenizer import decode
 from .train import load_trained
 
@@ -57,9 +60,39 @@ def generation_time_ms(model, length: int, runs: int, sampling: dict, seed: int)
     return statistics.median(times)
 
 
-def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, device="cpu") -> tuple[dict, dict]:
-    """(metrics, samples) for the model trained into model_dir."""
-    model, config = load_trained(model_dir, device)
+def sweep_settings(model_name: str, default: dict, steps: tuple, temperatures: tuple) -> list[dict]:
+    """The default setting first, then each temperature (at default steps) and, for the diffusion
+    models, each step count (at the default temperature); no setting twice."""
+    settings = [dict(default)] + [{**default, "temperature": t} for t in temperatures]
+    if "steps" in default:
+        settings += [{**default, "steps": n} for n in steps]
+    unique = []
+    for setting in settings:
+        if setting not in unique:
+            unique.append(setting)
+    return unique
+
+
+def judged_generation(model, judge, setting: dict, num_samples: int, length: int, seed: int):
+    """(tokens, row): num_samples samples from a fixed seed, their quality and the wall time per sample."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    tic = time.perf_counter()
+    tokens = model.generate(num_samples, length, generator, **setting)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    ms_per_sample = (time.perf_counter() - tic) * 1000 / num_samples
+    row = {"steps": setting.get("steps", length), "temperature": setting["temperature"],
+           "ms_per_sample": round(ms_per_sample, 3), **sample_quality(tokens, judge)}
+    return tokens, row
+
+
+def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, judge_dir,
+             device="cpu") -> tuple[dict, dict, list[dict]]:
+    """(metrics, samples, sweep rows) for the model trained into model_dir."""
+    model, _ = load_trained(model_dir, device)
+    judge, _ = load_trained(judge_dir, device)
     summary = read_json(Path(model_dir) / "train_summary.json")
     ev, sampling = params.evaluate, params.sample[model_name]
     rows = torch.from_numpy(load_rows(valid_rows_path).astype("int64"))[: ev.max_valid_rows].to(device)
@@ -78,13 +111,21 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, dev
         gen_temperature=sampling["temperature"],
         device=str(device),
     )
-    generator = torch.Generator(device=device).manual_seed(params.seed)
-    tokens = model.generate(ev.num_samples, ev.sample_length, generator, **sampling)
+    sweep, default_tokens = [], None
+    settings = sweep_settings(model_name, sampling, ev.sweep_steps, ev.sweep_temperatures)
+    for setting in tqdm(settings, desc=f"sample sweep {model_name}", leave=False, dynamic_ncols=True):
+        tokens, row = judged_generation(model, judge, setting, ev.num_samples, ev.sample_length, params.seed)
+        sweep.append({"model": model_name, **row})
+        if default_tokens is None:  # the first setting is the default one
+            default_tokens = tokens
+            metrics.update({f"sample_{key}": value for key, value in row.items()
+                            if key not in ("steps", "temperature")}, sample_count=ev.num_samples)
     samples = {"model": model_name, "sampling": sampling, "length": ev.sample_length, "seed": params.seed,
-               "samples": [decode(tokenizer, row.tolist()) for row in tokens.cpu()]}
-    return metrics, samples
+               "samples": [decode(tokenizer, row.tolist()) for row in default_tokens.cpu()]}
+    return metrics, samples, sweep
 
 
-def write_outputs(out_dir, metrics: dict, samples: dict) -> None:
+def write_outputs(out_dir, metrics: dict, samples: dict, sweep: list[dict]) -> None:
     write_json(Path(out_dir) / "samples.json", samples)
+    write_text(Path(out_dir) / "sweep.csv", pd.DataFrame(sweep).to_csv(index=False))
     write_json(Path(out_dir) / "metrics.json", metrics)  # last: its presence means the evaluation finished

@@ -70,6 +70,13 @@ class EvaluateParams:
     num_samples: int
     sample_length: int
     timing_runs: int
+    sweep_steps: tuple[int, ...]
+    sweep_temperatures: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class JudgeParams:
+    steps_factor: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class StudyParams:
     sdd: SDDParams
     evaluate: EvaluateParams
     sample: dict[str, dict]
+    judge: JudgeParams
 
 
 def _fail(key: str, message: str, value) -> None:
@@ -132,6 +140,13 @@ def _choice(section: dict, key: str, prefix: str, choices) -> str:
     if value not in choices:
         _fail(prefix + key, f"must be one of {', '.join(choices)}", value)
     return value
+
+
+def _list(section: dict, key: str, prefix: str, parse) -> tuple:
+    values = section.get(key)
+    if not isinstance(values, list) or not values:
+        _fail(prefix + key, "must be a non-empty list", values)
+    return tuple(parse({key: value}, key, prefix) for value in values)
 
 
 def parse_params(raw: dict) -> StudyParams:
@@ -193,6 +208,9 @@ def parse_params(raw: dict) -> StudyParams:
         num_samples=_int(e, "num_samples", "evaluate."),
         sample_length=_int(e, "sample_length", "evaluate.", high=scale.seq_len),
         timing_runs=_int(e, "timing_runs", "evaluate."),
+        sweep_steps=_list(e, "sweep_steps", "evaluate.", lambda *a: _int(*a, high=100000)),
+        sweep_temperatures=_list(e, "sweep_temperatures", "evaluate.",
+                                 lambda *a: _float(*a, low=0, high=100, low_open=True)),
     )
     sm = _section(raw, "sample")
     sample = {}
@@ -201,7 +219,8 @@ def parse_params(raw: dict) -> StudyParams:
         sample[name] = {"temperature": _float(group, "temperature", f"sample.{name}.", 0, 100, low_open=True)}
         if has_steps:
             sample[name]["steps"] = _int(group, "steps", f"sample.{name}.", high=100000)
-    return StudyParams(scale_name, scale, k, raw["seed"], data, train, ar, mdlm, sdd, evaluate, sample)
+    judge = JudgeParams(_int(_section(raw, "judge"), "steps_factor", "judge.", high=1000))
+    return StudyParams(scale_name, scale, k, raw["seed"], data, train, ar, mdlm, sdd, evaluate, sample, judge)
 
 
 def load_params(path: str | Path = "params.yaml") -> StudyParams:

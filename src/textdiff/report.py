@@ -18,6 +18,9 @@ LOSS_MEANING = {
     "sdd": "denoising cross-entropy at random t",
 }
 SAMPLES_QUOTED = 2
+# A sample set whose unigram entropy is below this share of real text's counts as degenerate
+# (repetitive) when picking which model writes best: low judge perplexity alone can come from repetition.
+ENTROPY_FLOOR = 0.9
 
 
 def _perplexity_cell(metrics: dict) -> str:
@@ -61,11 +64,92 @@ def plot_training_loss(logs: dict[str, pd.DataFrame], path: Path) -> None:
     plt.close(fig)
 
 
+def quality_table(metrics: dict[str, dict], reference: dict) -> str:
+    lines = ["| Text | Sampling | Judge PPL | Entropy (nats) | Distinct-1 | Distinct-2 | Distinct-3 | Repeat-4 "
+             "| ms per sample (batched) |", "|---|---|---|---|---|---|---|---|---|",
+             f"| validation text | {reference['num_samples']} windows of {reference['length']} tokens "
+             f"| {reference['judge_perplexity']:.2f} | {reference['entropy']:.3f} | {reference['distinct_1']:.3f} "
+             f"| {reference['distinct_2']:.3f} | {reference['distinct_3']:.3f} | {reference['repeat_4gram_rate']:.3f} "
+             "| – |"]
+    for name, m in metrics.items():
+        lines.append(
+            f"| {DISPLAY_NAMES[name]} | {m['gen_steps']} steps, T={m['gen_temperature']} "
+            f"| {m['sample_judge_perplexity']:.2f} | {m['sample_entropy']:.3f} | {m['sample_distinct_1']:.3f} "
+            f"| {m['sample_distinct_2']:.3f} | {m['sample_distinct_3']:.3f} | {m['sample_repeat_4gram_rate']:.3f} "
+            f"| {m['sample_ms_per_sample']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _setting_label(row) -> str:
+    return f"{DISPLAY_NAMES[row['model']]} {int(row['steps'])} steps T={row['temperature']}"
+
+
+def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time_path: Path) -> None:
+    """Judge perplexity against entropy (one point per setting), and against sampling time."""
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for name, group in sweeps.groupby("model", sort=False):
+        ax.scatter(group["entropy"], group["judge_perplexity"], label=DISPLAY_NAMES[name], s=30)
+        for _, row in group.iterrows():
+            ax.annotate(f"{int(row['steps'])}s T{row['temperature']}", (row["entropy"], row["judge_perplexity"]),
+                        fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.scatter([reference["entropy"]], [reference["judge_perplexity"]], marker="*", s=220, color="black",
+               label="validation text", zorder=5)
+    ax.set_xlabel("mean unigram entropy of a 64-token sample (nats)")
+    ax.set_ylabel("judge perplexity")
+    ax.set_yscale("log")
+    ax.set_title("Sample quality: judge perplexity against entropy (one point per setting)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(scatter_path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for name, group in sweeps.groupby("model", sort=False):
+        group = group.sort_values("ms_per_sample")
+        ax.plot(group["ms_per_sample"], group["judge_perplexity"], marker="o", label=DISPLAY_NAMES[name])
+    ax.axhline(reference["judge_perplexity"], color="black", linestyle="--", linewidth=1, label="validation text")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sampling wall time per sample (ms, batched)")
+    ax.set_ylabel("judge perplexity (lower is better)")
+    ax.set_title("Sample quality against sampling time (every sweep setting)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(time_path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def best_at_equal_time(sweeps: pd.DataFrame, reference: dict) -> str:
+    """Which model writes best when every model gets the same sampling time, in words, from the numbers."""
+    budget = sweeps.groupby("model")["ms_per_sample"].min().max()
+    floor = ENTROPY_FLOOR * reference["entropy"]
+    picks = []
+    for name, group in sweeps[sweeps["ms_per_sample"] <= budget].groupby("model", sort=False):
+        fair = group[group["entropy"] >= floor]
+        pool = fair if len(fair) else group
+        best = pool.loc[pool["judge_perplexity"].idxmin()]
+        picks.append((best["judge_perplexity"], best, len(fair) > 0))
+    picks.sort(key=lambda pick: (not pick[2], pick[0]))
+    described = [f"{_setting_label(row)}: judge perplexity {ppl:.1f}, entropy {row['entropy']:.2f}"
+                 + ("" if fair else " (below the entropy floor: repetitive)") for ppl, row, fair in picks]
+    winner = picks[0][1]
+    return (f"At equal sampling time (at most {budget:.1f} ms per sample, the slowest model's fastest setting; "
+            f"settings whose entropy is below {ENTROPY_FLOOR:.0%} of real text's {reference['entropy']:.2f} nats "
+            f"count as repetitive and rank last), **{DISPLAY_NAMES[winner['model']]} writes best**. "
+            f"Best setting of each model within that time: " + "; ".join(described) +
+            f". Real validation text scores judge perplexity {reference['judge_perplexity']:.1f}.")
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str) -> str:
+def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str, reference: dict,
+                  sweeps: pd.DataFrame) -> str:
     ar, mdlm = metrics.get("ar"), metrics.get("mdlm")
     first = next(iter(metrics.values()))
     lines = [
@@ -101,6 +185,23 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         lines += ["", f"MDLM's NELBO bound against AR's exact perplexity: ≤ {mdlm['perplexity']:.2f} vs "
                       f"{ar['perplexity']:.2f}, a ratio of ≤ {mdlm['perplexity'] / ar['perplexity']:.2f} "
                       "(the MDLM paper reports about 1.2 on LM1B at 33B tokens; this run is far smaller)."]
+    lines += [
+        "", "## Sample quality", "",
+        f"Every model's samples ({first['sample_count']} per setting, {first['gen_tokens']} tokens, fixed seeds) are "
+        f"scored by one fixed judge: an AR model with the study's backbone, trained {reference['judge_steps']:,} steps "
+        f"on the same training rows in its own stage (validation perplexity {reference['judge_valid_perplexity']:.2f}). "
+        "The study's own AR model is not the judge, because it would score its own samples and flatter the AR row. "
+        "Judge perplexity alone rewards repetitive text, so it stands next to the unigram entropy of each sample, "
+        "distinct-n (distinct n-grams over all n-grams of all samples) and the repeated-4-gram rate (share of a "
+        "sample's 4-grams seen earlier in it), with the same figures for windows of real validation text.", "",
+        quality_table(metrics, reference),
+        best_at_equal_time(sweeps, reference), "",
+        "![judge perplexity against entropy](judge_perplexity_vs_entropy.png)", "",
+        "![quality against sampling time](quality_vs_time.png)", "",
+        "Sweep: MDLM and SDD at " + ", ".join(str(s) for s in sorted(set(sweeps[sweeps['model'] != 'ar']['steps'])))
+        + " steps, and every model at temperatures " + ", ".join(str(t) for t in sorted(set(sweeps['temperature'])))
+        + "; all points are in `eval/<model>/sweep.csv` (DVC plots).",
+    ]
     lines += ["", "## Training loss", "", f"![training loss]({plot_name})", "",
               "Each curve is the model's own objective, so the curves show how each run converged, "
               "not which model is better.", "", "## Samples", ""]
@@ -119,8 +220,21 @@ def build_report(eval_dir, model_dir, data_dir, out_dir, model_names) -> None:
     logs = {name: pd.read_csv(model_dir / name / "train_log.csv") for name in model_names}
     manifest = read_json(data_dir / "prepared" / "manifest.json")
     pack_stats = read_json(data_dir / "packed" / "stats.json")
+    reference = read_json(eval_dir / "reference" / "metrics.json")
+    sweeps = pd.concat([pd.read_csv(eval_dir / name / "sweep.csv") for name in model_names], ignore_index=True)
     table = results_table(metrics)
     plot_training_loss(logs, out_dir / "training_loss.png")
+    plot_quality(sweeps, reference, out_dir / "judge_perplexity_vs_entropy.png", out_dir / "quality_vs_time.png")
     write_text(out_dir / "results.md", table)
     write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
-                                                    "training_loss.png"))
+                                                    "training_loss.png", reference, sweeps))
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def readme_with_results(readme: str, results_table_md: str) -> str:
+    """README text with the block between the results markers replaced by the report's table."""
+    head, rest = readme.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_START}\n{results_table_md}{README_END}{tail}"

@@ -149,17 +149,19 @@ def count_parameters(model) -> int:
 # --- the loop ------------------------------------------------------------------------------------
 def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | Path,
           checkpoint_dir: str | Path = ".cache/checkpoints", progress: bool = True,
-          stop_after: int | None = None) -> dict:
+          stop_after: int | None = None, label: str | None = None) -> dict:
     """Trains `model_name` and writes model.safetensors, config.json, train_log.csv, train_summary.json.
 
-    stop_after (tests only) ends the run after that many steps, as an interruption would.
+    label names the run in logs and checkpoints (default: the model name; the judge is an "ar" model
+    labelled "judge"). stop_after (tests only) ends the run after that many steps, as an interruption would.
     """
+    label = label or model_name
     out_dir, scale = Path(out_dir), params.scale
     device = resolve_device(params.train.device)
     torch.manual_seed(params.seed)  # initial weights
     spec = model_spec(model_name, params)
     fingerprint = run_fingerprint(spec, params, file_sha256(train_rows_path))
-    checkpoint = checkpoint_path(checkpoint_dir, model_name, fingerprint)
+    checkpoint = checkpoint_path(checkpoint_dir, label, fingerprint)
 
     rows = torch.from_numpy(load_rows(train_rows_path).astype("int64")).to(device)
     if rows.shape[1] != scale.seq_len:
@@ -170,12 +172,12 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     start, log, elapsed = 0, [], 0.0
     if checkpoint.exists():
         start, log, elapsed = load_checkpoint(checkpoint, model, optimizer, fingerprint)
-        print(f"resuming {model_name} from step {start} ({checkpoint})")
+        print(f"resuming {label} from step {start} ({checkpoint})")
 
     model.train()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     tokens_per_step = scale.batch_size * scale.seq_len
-    bar = tqdm(range(start, scale.steps), initial=start, total=scale.steps, desc=f"train {model_name}",
+    bar = tqdm(range(start, scale.steps), initial=start, total=scale.steps, desc=f"train {label}",
                disable=not progress, dynamic_ncols=True)
     for step in bar:
         tic = time.perf_counter()
@@ -188,7 +190,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         with autocast:
             loss = model.training_loss(batch, generator)
         if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"{model_name}: loss is {loss.item()} at step {step + 1}; "
+            raise NonFiniteLoss(f"{label}: loss is {loss.item()} at step {step + 1}; "
                                 f"the last good checkpoint is kept at {checkpoint}")
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.grad_clip)
@@ -208,7 +210,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     bar.close()
 
     summary = {
-        "model": model_name,
+        "model": label,
         "parameters": count_parameters(model),
         "steps": scale.steps,
         "tokens_seen": scale.steps * tokens_per_step,

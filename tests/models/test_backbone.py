@@ -48,3 +48,19 @@ def test_key_bias_of_minus_infinity_removes_a_key():
     a = backbone(x, torch.arange(6), key_bias=bias)
     b = backbone(changed, torch.arange(6), key_bias=bias)
     assert torch.allclose(a[:, :5], b[:, :5], atol=1e-5)
+
+
+def test_biased_attention_equals_sdpa_with_the_bias_as_mask():
+    import torch.nn.functional as F
+
+    from textdiff.backbone import biased_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, 16, requires_grad=True) for _ in range(3))
+    bias = torch.randn(2, 1, 1, 10, requires_grad=True)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    got = biased_attention(q, k, v, bias)
+    assert torch.allclose(got, expected, atol=1e-5)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), bias)
+    (got_grad,) = torch.autograd.grad(got.square().sum(), bias)
+    assert torch.allclose(got_grad, expected_grad, atol=1e-4)

@@ -111,7 +111,14 @@ class MaskedDiffusionLM(StudyModel):
     @torch.no_grad()
     def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,
                  use_cache: bool = True):
-        """Ancestral sampling from t=1 to t=0 in `steps` steps; unmasked tokens never change."""
+        """Ancestral sampling from all-MASK at t=1 to t=0 in `steps` steps; unmasked tokens never change.
+
+        Each step draws from q(x_s | x_t): a masked position becomes a token with probability
+        (alpha_s - alpha_t) / (1 - alpha_t), the token drawn from p_theta(x_0 | x_t), else it stays MASK.
+        The draw is split into "does it unmask" and "which token", which is the same distribution
+        (SUBS gives MASK no mass) but draws tokens only where they are needed. With the cache, the
+        network runs only when some position unmasks, and its output is reused until the input changes.
+        """
         tokens = torch.full((batch_size, length), self.mask_id, dtype=torch.long, device=self.device)
         times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=self.device)
         probs = None
@@ -119,15 +126,15 @@ class MaskedDiffusionLM(StudyModel):
             masked = tokens == self.mask_id
             if not masked.any():
                 break
-            if probs is None or not use_cache:
-                probs = torch.softmax(self.denoiser_log_probs(tokens).double() / temperature, dim=-1)
             alpha_t, alpha_s = self.schedule.alpha(t), self.schedule.alpha(s)
-            # q(x_s | x_t, x_0 ~ p_theta): a token with prob (alpha_s - alpha_t)/(1 - alpha_t), else stay MASK.
             unmask_prob = (alpha_s - alpha_t) / (1 - alpha_t)
-            reverse = torch.cat((probs * unmask_prob, (1 - unmask_prob).expand_as(probs[..., :1])), dim=-1)
-            draw = sample_categorical(reverse, generator)
-            new_tokens = torch.where(masked & (draw < probs.shape[-1]), draw, tokens)
-            if not torch.equal(new_tokens, tokens):
-                probs = None  # the network's input changed: its cached output is stale
-            tokens = new_tokens
+            u = torch.rand(tokens.shape, dtype=torch.float64, generator=generator, device=self.device)
+            unmask = masked & (u < unmask_prob)
+            if probs is None or not use_cache:
+                if use_cache and not unmask.any():
+                    continue  # nothing changes, and nothing needs the network
+                probs = torch.softmax(self.denoiser_log_probs(tokens).double() / temperature, dim=-1)
+            if unmask.any():
+                tokens = tokens.masked_scatter(unmask, sample_categorical(probs[unmask], generator))
+                probs = None  # the network's input changed: its output is stale
         return tokens

@@ -1,0 +1,26 @@
+"""The fixed judge that scores every model's samples: an AR model trained once, in its own stage,
+on the same training rows as the study's models but for `judge.steps_factor` times as many steps.
+
+The study's own AR model is not used as the judge: it would score its own samples and flatter the AR row.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .sample_quality import sample_quality
+
+
+def judge_params(params):
+    """The study's params with the training budget of the judge."""
+    scale = params.scale
+    steps = scale.steps * params.judge.steps_factor
+    return dataclasses.replace(params, scale=dataclasses.replace(scale, steps=steps))
+
+
+def reference_quality(judge, valid_rows: torch.Tensor, num_samples: int, length: int) -> dict:
+    """The sample-quality measures on real text: the first `length` tokens of `num_samples` validation rows."""
+    windows = valid_rows[:num_samples, :length]
+    return {"model": "reference", "num_samples": len(windows), "length": length,
+            **sample_quality(windows, judge)}
