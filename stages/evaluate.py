@@ -1,9 +1,10 @@
 """Stage evaluate@<model>: validation NLL, accuracy, generation time, judged sample sweeps -> eval/<model>/."""
 import argparse
+import sys
 
 from tokenizers import Tokenizer
 
-from textdiff.cli import run_stage
+from textdiff.cli import UsageError, run_stage
 from textdiff.evaluate import evaluate, write_outputs
 from textdiff.models import MODEL_NAMES
 from textdiff.params import load_params
@@ -12,12 +13,14 @@ from textdiff.train import resolve_device
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", choices=MODEL_NAMES)
+    parser.add_argument("model", help=", ".join(MODEL_NAMES))
     parser.add_argument("--rows", default="data/packed/valid.npy")
     parser.add_argument("--tokenizer", default="data/tokenizer.json")
     parser.add_argument("--judge", default="models/judge")
     parser.add_argument("--out", default=None, help="default: eval/<model>")
     args = parser.parse_args()
+    if args.model not in MODEL_NAMES:
+        raise UsageError(f"unknown model {args.model!r}; expected one of {', '.join(MODEL_NAMES)}")
     params = load_params()
     device = resolve_device(params.train.device)
     metrics, samples, sweep = evaluate(f"models/{args.model}", args.rows, Tokenizer.from_file(args.tokenizer),
@@ -27,4 +30,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, timing_path=f"timings/evaluate@{sys.argv[1]}.json" if len(sys.argv) > 1 else None)

@@ -5,7 +5,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from textdiff.cli import run_stage
-from textdiff.data import pack, read_stories, save_rows
+from textdiff.data import pack, read_stories, save_rows, unigram_perplexity
 from textdiff.io import write_json
 from textdiff.params import load_params
 
@@ -19,13 +19,17 @@ def main():
     seq_len = load_params().scale.seq_len
     tokenizer = Tokenizer.from_file(args.tokenizer)
     stats = {"vocab_size": tokenizer.get_vocab_size(), "seq_len": seq_len}
+    packed = {}
     for split in ("train", "valid"):
         rows, tokens = pack(tokenizer, read_stories(Path(args.stories) / f"{split}.jsonl"), seq_len)
         save_rows(Path(args.out) / f"{split}.npy", rows)
         stats.update({f"{split}_tokens": tokens, f"{split}_rows": len(rows)})
+        packed[split] = rows
+    stats["unigram_valid_perplexity"] = round(unigram_perplexity(packed["train"], packed["valid"],
+                                                                 stats["vocab_size"]), 2)
     write_json(Path(args.out) / "stats.json", stats)
     print(stats)
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, timing_path="timings/pack.json")

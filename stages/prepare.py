@@ -15,4 +15,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, timing_path="timings/prepare.json")

@@ -1,24 +1,28 @@
 """Stage report: reports/report.md, reports/results.md and reports/training_loss.png from the evaluations.
 
-`python stages/report.py --sync-readme README.md` copies the committed results table into README.md."""
+`python stages/report.py --sync-readme README.md` copies the committed results and benchmark tables
+into README.md's marked blocks."""
 import argparse
 from pathlib import Path
 
 from textdiff.cli import run_stage
 from textdiff.models import MODEL_NAMES
 from textdiff.io import write_text
-from textdiff.report import build_report, readme_with_results
+from textdiff.report import README_BLOCKS, build_report, replace_block
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="reports")
-    parser.add_argument("--sync-readme", metavar="README", help="only copy reports/results.md into README's results block")
+    parser.add_argument("--sync-readme", metavar="README",
+                        help="only copy the committed results and benchmark tables into README's blocks")
     args = parser.parse_args()
     if args.sync_readme:
-        table = Path(args.out, "results.md").read_text(encoding="utf-8")
         readme = Path(args.sync_readme)
-        write_text(readme, readme_with_results(readme.read_text(encoding="utf-8"), table))
+        text = readme.read_text(encoding="utf-8")
+        for name, path in README_BLOCKS.items():
+            text = replace_block(text, name, Path(path).read_text(encoding="utf-8"))
+        write_text(readme, text)
         return
     build_report("eval", "models", "data", args.out, MODEL_NAMES)
 

@@ -21,4 +21,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, timing_path="timings/tokenizer.json")

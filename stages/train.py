@@ -1,7 +1,8 @@
 """Stage train@<model>: the shared training loop -> models/<model>/ (safetensors weights, config, log)."""
 import argparse
+import sys
 
-from textdiff.cli import run_stage
+from textdiff.cli import UsageError, run_stage
 from textdiff.models import MODEL_NAMES
 from textdiff.params import load_params
 from textdiff.train import train
@@ -9,14 +10,16 @@ from textdiff.train import train
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", choices=MODEL_NAMES)
+    parser.add_argument("model", help=", ".join(MODEL_NAMES))
     parser.add_argument("--rows", default="data/packed/train.npy")
     parser.add_argument("--out", default=None, help="default: models/<model>")
     parser.add_argument("--checkpoints", default=".cache/checkpoints")
     args = parser.parse_args()
+    if args.model not in MODEL_NAMES:
+        raise UsageError(f"unknown model {args.model!r}; expected one of {', '.join(MODEL_NAMES)}")
     params = load_params()  # before anything expensive: bad params fail here
     summary = train(args.model, params, args.rows, args.out or f"models/{args.model}", args.checkpoints)
     print(summary)
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, timing_path=f"timings/train@{sys.argv[1]}.json" if len(sys.argv) > 1 else None)

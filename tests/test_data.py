@@ -93,3 +93,10 @@ def test_tokenizer_has_fixed_special_ids_and_round_trips():
         assert tokenizer.id_to_token(token_id) == f"<{name}>"
     text = "Lily played with a ball. Zebra!"  # unseen word and characters still encode: byte-level
     assert tokenizer.decode(tokenizer.encode(text).ids) == text
+
+
+def test_unigram_perplexity_of_a_known_distribution():
+    from textdiff.data import unigram_perplexity
+
+    train = np.array([[4, 5] * 500])  # two tokens, equally often
+    assert unigram_perplexity(train, np.array([[4, 5, 4, 5]]), vocab_size=8) == pytest.approx(2.0, rel=0.01)

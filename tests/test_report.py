@@ -1,17 +1,20 @@
-from textdiff.report import README_END, README_START, readme_with_results, results_table
+import pytest
+
+from textdiff.report import README_BLOCKS, readme_block, replace_block, results_table
 from tests.conftest import REPO
 
 
-def test_readme_results_table_is_the_committed_reports():
+@pytest.mark.parametrize("name", README_BLOCKS)
+def test_readme_tables_are_the_committed_reports(name):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    table = (REPO / "reports" / "results.md").read_text(encoding="utf-8")
-    block = readme.split(README_START, 1)[1].split(README_END, 1)[0]
-    assert block.strip() == table.strip() and table.count("\n") >= 4
+    table = (REPO / README_BLOCKS[name]).read_text(encoding="utf-8")
+    assert readme_block(readme, name).strip() == table.strip() and table.count("\n") >= 4
 
 
-def test_readme_sync_replaces_only_the_results_block():
-    readme = f"intro\n{README_START}\nold table\n{README_END}\noutro\n"
-    assert readme_with_results(readme, "| new |\n") == f"intro\n{README_START}\n| new |\n{README_END}\noutro\n"
+def test_readme_sync_replaces_only_the_named_block():
+    readme = "intro\n<!-- results:start -->\nold table\n<!-- results:end -->\noutro\n"
+    assert replace_block(readme, "results", "| new |\n") == (
+        "intro\n<!-- results:start -->\n| new |\n<!-- results:end -->\noutro\n")
 
 
 def metrics(kind, perplexity):

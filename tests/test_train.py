@@ -30,7 +30,7 @@ def test_training_writes_safetensors_and_learns(model, micro_params, rows_path, 
     params = dataclasses.replace(micro_params, scale=dataclasses.replace(micro_params.scale, steps=30))
     summary = train(model, params, rows_path, tmp_path / model, tmp_path / "ckpt", progress=False)
     log = (tmp_path / model / "train_log.csv").read_text().splitlines()
-    assert log[0] == "step,loss,lr,tokens_per_s,elapsed_s" and len(log) == 31
+    assert log[0] == "step,loss,lr,tokens_per_s,elapsed_s,mfu" and len(log) == 31
     losses = [float(line.split(",")[1]) for line in log[1:]]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     loaded, config = load_trained(tmp_path / model)

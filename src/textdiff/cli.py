@@ -1,25 +1,46 @@
-"""What every stage entry point shares: one-line errors and warnings, and a non-zero exit."""
+"""What every stage entry point shares: one-line errors and warnings, a non-zero exit, and a
+record of the stage's wall time (timings/<stage>.json, which the report sums into the study's cost)."""
 from __future__ import annotations
 
-import sys
-import warnings
+import time
 
-from .data import DataError
-from .params import ParamError
-from .train import CheckpointMismatch, NonFiniteLoss
+_STARTED = time.perf_counter()  # before the heavy imports below, so the stage's timing includes them
 
-EXPECTED_ERRORS = (ParamError, DataError, NonFiniteLoss, CheckpointMismatch)
+import sys  # noqa: E402
+import warnings  # noqa: E402
+
+import torch  # noqa: E402
+
+from .data import DataError  # noqa: E402
+from .io import write_json  # noqa: E402
+from .params import ParamError  # noqa: E402
+from .train import CheckpointMismatch, NonFiniteLoss  # noqa: E402
+
+
+class UsageError(ValueError):
+    """A bad command-line argument of a stage."""
+
+
+EXPECTED_ERRORS = (ParamError, DataError, NonFiniteLoss, CheckpointMismatch, UsageError)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {message}", file=sys.stderr)
 
 
-def run_stage(main) -> None:
-    """Runs main(); an expected failure becomes `error: <one line>` on stderr and exit status 2."""
+def run_stage(main, timing_path: str | None = None) -> None:
+    """Runs main(); an expected failure becomes `error: <one line>` on stderr and exit status 2.
+
+    On success, the stage's wall time (from before its imports) is written to timing_path.
+    """
     warnings.showwarning = _one_line_warning
     try:
         main()
+        if timing_path and not (torch.distributed.is_initialized() and torch.distributed.get_rank() > 0):
+            write_json(timing_path, {"wall_s": round(time.perf_counter() - _STARTED, 2)})
     except EXPECTED_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if torch.distributed.is_initialized():  # under torchrun
+            torch.distributed.destroy_process_group()

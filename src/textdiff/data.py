@@ -211,6 +211,14 @@ def pack(tokenizer, stories: list[str], seq_len: int) -> tuple[np.ndarray, int]:
     return rows, len(stream)
 
 
+def unigram_perplexity(train_rows: np.ndarray, valid_rows: np.ndarray, vocab_size: int) -> float:
+    """Perplexity of the validation tokens under the training split's token frequencies (add-1/2
+    smoothing): the level a model reaches without using any context, for scale in the report."""
+    counts = np.bincount(train_rows.ravel(), minlength=vocab_size).astype(np.float64) + 0.5
+    log_probs = np.log(counts / counts.sum())
+    return float(np.exp(-log_probs[valid_rows.ravel()].mean()))
+
+
 def save_rows(path: Path, rows: np.ndarray) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         np.save(out, rows)

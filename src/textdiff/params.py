@@ -45,6 +45,7 @@ class TrainParams:
     min_lr_ratio: float
     checkpoint_every: int
     device: str
+    compile: bool
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ def parse_params(raw: dict) -> StudyParams:
         min_lr_ratio=_float(t, "min_lr_ratio", "train.", 0, 1),
         checkpoint_every=_int(t, "checkpoint_every", "train."),
         device=_choice(t, "device", "train.", ("auto", "cpu", "cuda")),
+        compile=_bool(t, "compile", "train."),
     )
     a, m = _section(raw, "ar"), _section(raw, "mdlm")
     ar = ModelParams(_bool(a, "tie_embeddings", "ar."))

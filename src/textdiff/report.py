@@ -144,12 +144,23 @@ def best_at_equal_time(sweeps: pd.DataFrame, reference: dict) -> str:
             f". Real validation text scores judge perplexity {reference['judge_perplexity']:.1f}.")
 
 
+def cost_section(timings: dict[str, float]) -> list[str]:
+    total = sum(timings.values())
+    lines = ["## Cost of the study", "",
+             "Wall time of each stage in this run, from the stage's start (imports included) to its last output; "
+             "their sum is the time of a full `dvc repro` less DVC's own bookkeeping between stages.", "",
+             "| stage | wall time |", "|---|---|"]
+    lines += [f"| {stage} | {seconds:.0f} s |" for stage, seconds in timings.items()]
+    lines += [f"| **total** | **{total:.0f} s ({total / 60:.1f} min)** |", ""]
+    return lines
+
+
 def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
 def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str, reference: dict,
-                  sweeps: pd.DataFrame) -> str:
+                  sweeps: pd.DataFrame, timings: dict[str, float]) -> str:
     ar, mdlm = metrics.get("ar"), metrics.get("mdlm")
     first = next(iter(metrics.values()))
     lines = [
@@ -184,7 +195,9 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     if ar and mdlm:
         lines += ["", f"MDLM's NELBO bound against AR's exact perplexity: ≤ {mdlm['perplexity']:.2f} vs "
                       f"{ar['perplexity']:.2f}, a ratio of ≤ {mdlm['perplexity'] / ar['perplexity']:.2f} "
-                      "(the MDLM paper reports about 1.2 on LM1B at 33B tokens; this run is far smaller)."]
+                      "(the MDLM paper reports about 1.2 on LM1B at 33B tokens; this run is far smaller). "
+                      f"For scale, a unigram model of the training tokens, which uses no context at all, "
+                      f"scores perplexity {pack_stats['unigram_valid_perplexity']:.2f} on the validation tokens."]
     lines += [
         "", "## Sample quality", "",
         f"Every model's samples ({first['sample_count']} per setting, {first['gen_tokens']} tokens, fixed seeds) are "
@@ -204,7 +217,9 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     ]
     lines += ["", "## Training loss", "", f"![training loss]({plot_name})", "",
               "Each curve is the model's own objective, so the curves show how each run converged, "
-              "not which model is better.", "", "## Samples", ""]
+              "not which model is better.", ""]
+    lines += cost_section(timings)
+    lines += ["## Samples", ""]
     for name, s in samples.items():
         sampling = ", ".join(f"{k} {v}" for k, v in s["sampling"].items())
         lines += [f"### {DISPLAY_NAMES[name]} ({sampling}; seed {s['seed']})", ""]
@@ -213,8 +228,9 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def build_report(eval_dir, model_dir, data_dir, out_dir, model_names) -> None:
-    eval_dir, model_dir, data_dir, out_dir = map(Path, (eval_dir, model_dir, data_dir, out_dir))
+def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings") -> None:
+    eval_dir, model_dir, data_dir, out_dir, timings_dir = map(Path, (eval_dir, model_dir, data_dir, out_dir,
+                                                                      timings_dir))
     metrics = {name: read_json(eval_dir / name / "metrics.json") for name in model_names}
     samples = {name: read_json(eval_dir / name / "samples.json") for name in model_names}
     logs = {name: pd.read_csv(model_dir / name / "train_log.csv") for name in model_names}
@@ -222,19 +238,27 @@ def build_report(eval_dir, model_dir, data_dir, out_dir, model_names) -> None:
     pack_stats = read_json(data_dir / "packed" / "stats.json")
     reference = read_json(eval_dir / "reference" / "metrics.json")
     sweeps = pd.concat([pd.read_csv(eval_dir / name / "sweep.csv") for name in model_names], ignore_index=True)
+    stages = ["prepare", "tokenizer", "pack", *(f"train@{n}" for n in model_names), "judge",
+              *(f"evaluate@{n}" for n in model_names)]
+    timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
     table = results_table(metrics)
     plot_training_loss(logs, out_dir / "training_loss.png")
     plot_quality(sweeps, reference, out_dir / "judge_perplexity_vs_entropy.png", out_dir / "quality_vs_time.png")
     write_text(out_dir / "results.md", table)
     write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
-                                                    "training_loss.png", reference, sweeps))
+                                                    "training_loss.png", reference, sweeps, timings))
 
 
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md"}
 
 
-def readme_with_results(readme: str, results_table_md: str) -> str:
-    """README text with the block between the results markers replaced by the report's table."""
-    head, rest = readme.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    return f"{head}{README_START}\n{results_table_md}{README_END}{tail}"
+def replace_block(readme: str, name: str, content: str) -> str:
+    """README text with the block between <!-- name:start --> and <!-- name:end --> replaced by content."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{content}{end}{tail}"
+
+
+def readme_block(readme: str, name: str) -> str:
+    return readme.split(f"<!-- {name}:start -->", 1)[1].split(f"<!-- {name}:end -->", 1)[0]

@@ -1,9 +1,15 @@
 """The one training loop of the study, the same for AR, MDLM and SDD.
 
-AdamW, linear warmup then cosine decay, gradient clipping, bf16 autocast on
-CUDA. Every random draw of step n (its batch and the objective's noise) comes
-from a generator seeded with (seed, n), so a run resumed from a checkpoint
-takes exactly the same path as an uninterrupted one.
+AdamW (fused on CUDA), linear warmup then cosine decay, gradient clipping, bf16
+autocast on CUDA, optional torch.compile. Every random draw of step n (its
+batch and the objective's noise) comes from a generator seeded with (seed, n),
+so a run resumed from a checkpoint takes exactly the same path as an
+uninterrupted one.
+
+Under torchrun (WORLD_SIZE > 1) the same loop runs data-parallel (DDP): every
+process draws the same global batch of `batch_size` rows and trains on its own
+slice, so the global batch, the logged loss and the update match a
+single-process run; only rank 0 writes checkpoints, logs and outputs.
 
 Resume checkpoints (safetensors: weights, optimizer state, log so far) live in
 a directory outside DVC's outputs, named by a fingerprint of everything that
@@ -17,20 +23,25 @@ import hashlib
 import io
 import json
 import math
+import os
+import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 from tqdm import tqdm
 
 from .data import load_rows
+from .flops import peak_flops, training_flops_per_row
 from .io import atomic_path, write_json, write_text
 from .models import build_model, model_spec
+from .params import ParamError
 
-LOG_COLUMNS = ("step", "loss", "lr", "tokens_per_s", "elapsed_s")
+LOG_COLUMNS = ("step", "loss", "lr", "tokens_per_s", "elapsed_s", "mfu")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -61,13 +72,39 @@ def step_generator(seed: int, step: int, device: torch.device) -> torch.Generato
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
 
 
+class TrainingLoss(torch.nn.Module):
+    """model.training_loss as a forward(), which is what DDP and torch.compile wrap."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, rows, generator):
+        return self.model.training_loss(rows, generator)
+
+
+def distributed_setup(device: torch.device, batch_size: int, batch_key: str):
+    """(rank, world_size, device) under torchrun; (0, 1, device) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    if batch_size % world:
+        raise ParamError(f"params.yaml: {batch_key} must divide evenly over {world} processes, got {batch_size!r}")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
 def run_fingerprint(spec: dict, params, data_sha256: str) -> dict:
     """Everything that determines the trained weights; two runs with equal fingerprints are the same run."""
     s = params.scale
     return {
         "spec": spec,
         "batch_size": s.batch_size, "steps": s.steps, "lr": s.lr, "warmup_steps": s.warmup_steps,
-        "train": {k: v for k, v in asdict(params.train).items() if k not in ("checkpoint_every", "device")},
+        "train": {k: v for k, v in asdict(params.train).items() if k not in ("checkpoint_every", "device", "compile")},
         "seed": params.seed,
         "train_rows_sha256": data_sha256,
     }
@@ -157,8 +194,9 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     """
     label = label or model_name
     out_dir, scale = Path(out_dir), params.scale
-    device = resolve_device(params.train.device)
-    torch.manual_seed(params.seed)  # initial weights
+    rank, world, device = distributed_setup(resolve_device(params.train.device), scale.batch_size,
+                                            f"scales.{params.scale_name}.batch_size")
+    torch.manual_seed(params.seed)  # initial weights, the same on every rank
     spec = model_spec(model_name, params)
     fingerprint = run_fingerprint(spec, params, file_sha256(train_rows_path))
     checkpoint = checkpoint_path(checkpoint_dir, label, fingerprint)
@@ -172,23 +210,34 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     start, log, elapsed = 0, [], 0.0
     if checkpoint.exists():
         start, log, elapsed = load_checkpoint(checkpoint, model, optimizer, fingerprint)
-        print(f"resuming {label} from step {start} ({checkpoint})")
+        if rank == 0:
+            print(f"resuming {label} from step {start} ({checkpoint})")
 
     model.train()
+    loss_module = TrainingLoss(model)
+    if world > 1:
+        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module)
+    if params.train.compile:
+        loss_module = torch.compile(loss_module)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     tokens_per_step = scale.batch_size * scale.seq_len
+    local_batch = scale.batch_size // world
+    peak = peak_flops(device)
     bar = tqdm(range(start, scale.steps), initial=start, total=scale.steps, desc=f"train {label}",
-               disable=not progress, dynamic_ncols=True)
+               disable=not progress or rank > 0, dynamic_ncols=True)
     for step in bar:
         tic = time.perf_counter()
         generator = step_generator(params.seed, step, device)
         batch = rows[torch.randint(len(rows), (scale.batch_size,), generator=generator, device=device)]
+        if world > 1:  # every rank drew the same global batch; each trains on its slice with its own noise
+            batch = batch[rank * local_batch:(rank + 1) * local_batch]
+            generator = step_generator(params.seed + 7919 * (rank + 1), step, device)
         lr = learning_rate(step, scale.lr, scale.warmup_steps, scale.steps, params.train.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.on_training_progress(step / scale.steps)
         with autocast:
-            loss = model.training_loss(batch, generator)
+            loss = loss_module(batch, generator)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"{label}: loss is {loss.item()} at step {step + 1}; "
                                 f"the last good checkpoint is kept at {checkpoint}")
@@ -196,18 +245,26 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        loss = loss.detach()
+        if world > 1:
+            dist.all_reduce(loss)
+            loss /= world
         loss_value = loss.item()  # also waits for the device, so the step time below is real
         seconds = time.perf_counter() - tic
         elapsed += seconds
+        flops = training_flops_per_row(model, scale.seq_len) * scale.batch_size
         log.append({"step": step + 1, "loss": round(loss_value, 6), "lr": lr,
-                    "tokens_per_s": round(tokens_per_step / seconds, 1), "elapsed_s": round(elapsed, 3)})
+                    "tokens_per_s": round(tokens_per_step / seconds, 1), "elapsed_s": round(elapsed, 3),
+                    "mfu": round(flops / seconds / (peak * world), 4) if peak else ""})
         bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
         done = step + 1
-        if done % params.train.checkpoint_every == 0 and done < scale.steps:
+        if done % params.train.checkpoint_every == 0 and done < scale.steps and rank == 0:
             save_checkpoint(checkpoint, model, optimizer, done, fingerprint, log, elapsed)
         if stop_after is not None and done >= stop_after:
             return {"stopped_at": done}
     bar.close()
+    if rank > 0:
+        return {"rank": rank}
 
     summary = {
         "model": label,
@@ -218,7 +275,10 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         "train_tokens_per_s": round(scale.steps * tokens_per_step / elapsed, 1),
         "final_loss": log[-1]["loss"],
         "device": str(device),
+        "processes": world,
     }
+    if peak:
+        summary["mfu"] = round(statistics.median(row["mfu"] for row in log[start:]), 4)
     save_weights(model, out_dir / "model.safetensors")
     write_json(out_dir / "config.json", {"spec": spec, "fingerprint": fingerprint})
     write_text(out_dir / "train_log.csv", log_csv(log))

@@ -16,6 +16,8 @@ class StudyModel(nn.Module):
     nll_kind: ClassVar[str]
     #: What `validation_sums`' accuracy counts, in words for the report.
     accuracy_definition: ClassVar[str]
+    #: Backbone positions per token (SDD: its k candidates), for FLOP estimates.
+    positions_per_token: int = 1
 
     def training_loss(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Scalar loss to minimise for a batch of token rows [B, L]."""

@@ -109,6 +109,10 @@ class SparseDistributionLM(StudyModel):
         return self.head((weights[..., None].to(hidden.dtype) * hidden).sum(dim=2))
 
     # --- the study interface ---------------------------------------------------------------
+    @property
+    def positions_per_token(self) -> int:
+        return self.train_k
+
     def on_training_progress(self, progress: float):
         if self.use_k_curriculum:
             self.train_k = k_curriculum(self.k, progress)

@@ -1,0 +1,105 @@
+"""Interruption, determinism, atomic outputs and safe loading (the README's robustness table)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from textdiff.data import save_rows
+from textdiff.evaluate import evaluate
+from textdiff.io import atomic_path, write_json
+from textdiff.params import parse_params
+from textdiff.tokenizer import train_tokenizer
+from textdiff.train import load_trained, train
+from tests.conftest import REPO, micro_params_dict
+
+
+def test_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "metrics.json"
+    write_json(target, {"perplexity": 1.0})
+    with pytest.raises(TypeError):
+        write_json(target, {"perplexity": object()})  # fails half-way through serialising
+    assert yaml.safe_load(target.read_text()) == {"perplexity": 1.0}
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "new.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def make_study_dir(tmp_path, steps, checkpoint_every):
+    raw = micro_params_dict()
+    raw["scales"]["cpu"]["steps"] = steps
+    raw["train"]["checkpoint_every"] = checkpoint_every
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    rows = np.random.default_rng(0).integers(4, 40, size=(256, 16)).astype(np.uint16)
+    save_rows(tmp_path / "train.npy", rows)
+    return tmp_path
+
+
+def train_command(out):
+    return [sys.executable, str(REPO / "stages" / "train.py"), "ar", "--rows", "train.npy", "--out", out,
+            "--checkpoints", "ckpt"]
+
+
+def test_sigkill_midway_then_rerun_resumes_to_bitwise_identical_weights(tmp_path):
+    work = make_study_dir(tmp_path, steps=1000, checkpoint_every=50)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    subprocess.run(train_command("straight"), cwd=work, env=env, check=True, capture_output=True, timeout=600)
+    victim = subprocess.Popen(train_command("resumed"), cwd=work, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list((work / "ckpt").glob("ar-*.safetensors")) and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # kill somewhere after the first checkpoint, mid-step or mid-write
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    assert not (work / "resumed" / "model.safetensors").exists()
+    rerun = subprocess.run(train_command("resumed"), cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0 and "resuming ar from step" in rerun.stdout
+    a = load_file(work / "straight" / "model.safetensors")
+    b = load_file(work / "resumed" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    logs = [(work / d / "train_log.csv").read_text().splitlines() for d in ("straight", "resumed")]
+    assert [line.split(",")[:3] for line in logs[0]] == [line.split(",")[:3] for line in logs[1]]
+
+
+def test_same_params_and_seed_give_identical_evaluation_metrics(tmp_path, micro_params, shared_data):
+    stories = (shared_data / "train.txt").read_text(encoding="utf-8").split("<|endoftext|>")[:200]
+    tokenizer = train_tokenizer(stories, micro_params.scale.vocab_size)
+    rows = np.random.default_rng(0).integers(4, 300, size=(64, 16)).astype(np.uint16)
+    save_rows(tmp_path / "rows.npy", rows)
+    for name in ("mdlm", "judge"):
+        train("ar" if name == "judge" else name, micro_params, tmp_path / "rows.npy", tmp_path / name,
+              tmp_path / "ckpt", progress=False)
+    runs = [evaluate(tmp_path / "mdlm", tmp_path / "rows.npy", tokenizer, micro_params, "mdlm", tmp_path / "judge")
+            for _ in range(2)]
+    timing = {"gen_ms_per_sample", "sample_ms_per_sample", "train_wall_s", "train_tokens_per_s"}
+    first, second = ({k: v for k, v in metrics.items() if k not in timing} for metrics, _, _ in runs)
+    assert first == second
+    assert runs[0][1] == runs[1][1]  # the same samples
+
+
+def test_weights_of_another_config_are_refused(tmp_path, micro_params, micro_raw):
+    save_rows(tmp_path / "rows.npy", np.random.default_rng(0).integers(4, 300, size=(32, 16)).astype(np.uint16))
+    train("ar", micro_params, tmp_path / "rows.npy", tmp_path / "ar", tmp_path / "ckpt", progress=False)
+    config = json.loads((tmp_path / "ar" / "config.json").read_text())
+    config["spec"]["d_model"] = 64
+    (tmp_path / "ar" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RuntimeError, match="size mismatch|shape|Error"):
+        load_trained(tmp_path / "ar")
+
+
+def test_unknown_model_is_a_one_line_error(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(micro_params_dict()))
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), "gpt"], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown model 'gpt'; expected one of ar, mdlm, sdd"
