@@ -100,3 +100,24 @@ def test_unigram_perplexity_of_a_known_distribution():
 
     train = np.array([[4, 5] * 500])  # two tokens, equally often
     assert unigram_perplexity(train, np.array([[4, 5, 4, 5]]), vocab_size=8) == pytest.approx(2.0, rel=0.01)
+
+
+def test_hub_source_streams_only_the_stories_asked_for(monkeypatch, micro_raw):
+    import datasets
+
+    pulled = {"train": 0, "validation": 0}
+
+    def fake_load_dataset(name, split, streaming):
+        assert name == "roneneldan/TinyStories" and streaming
+
+        def rows():
+            for i in range(10**9):  # an endless stream: taking all would never finish
+                pulled[split] += 1
+                yield {"text": f"{split} story {i}"}
+        return rows()
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    micro_raw["data"].update(train_stories=5, valid_stories=3)
+    stories = load_stories(parse_params(micro_raw).data, environ={})
+    assert stories.train == [f"train story {i}" for i in range(5)] and len(stories.valid) == 3
+    assert pulled == {"train": 5, "validation": 3}
+    assert stories.source == "hub dataset roneneldan/TinyStories"
