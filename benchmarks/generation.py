@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -21,24 +19,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from textdiff.evaluate import generation_time_ms  # noqa: E402
 from textdiff.models import build_model, model_spec  # noqa: E402
 from textdiff.params import load_params  # noqa: E402
 from textdiff.train import resolve_device  # noqa: E402
-
-
-def median_ms(model, length, runs, **sampling) -> float:
-    times = []
-    for run in range(runs + 1):
-        generator = torch.Generator(device=model.device).manual_seed(run)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        tic = time.perf_counter()
-        model.generate(1, length, generator, **sampling)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        if run:
-            times.append((time.perf_counter() - tic) * 1000)
-    return statistics.median(times)
 
 
 def main():
@@ -61,7 +45,7 @@ def main():
     ]
     rows = []
     for label, name, sampling in cases:
-        ms = median_ms(models[name], args.length, args.runs, **sampling)
+        ms = generation_time_ms(models[name], args.length, args.runs, sampling, seed=0)
         rows.append({"case": label, "model": name, "sampling": sampling, "ms_per_sample": round(ms, 2),
                      "tokens_per_s": round(args.length / ms * 1000, 1)})
         print(f"  measured {label}: {ms:.1f} ms", file=sys.stderr)

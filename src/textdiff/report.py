@@ -45,6 +45,20 @@ def results_table(metrics: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> None:
+    """Labels, log-scale grid and legend shared by every plot, then an atomic PNG write."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
 def plot_training_loss(logs: dict[str, pd.DataFrame], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for name, log in logs.items():
@@ -52,16 +66,8 @@ def plot_training_loss(logs: dict[str, pd.DataFrame], path: Path) -> None:
         smooth = log["loss"].rolling(window=max(1, len(log) // 30), min_periods=1).mean()
         ax.plot(log["step"], smooth, color=line.get_color(), linewidth=1.8,
                 label=f"{DISPLAY_NAMES[name]}: {LOSS_MEANING[name]}")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("training loss (nats per token)")
-    ax.set_yscale("log")
-    ax.set_title("Training loss (each model's own objective; faint: per step, bold: moving mean)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _finish_plot(fig, ax, "training step", "training loss (nats per token)",
+                 "Training loss (each model's own objective; faint: per step, bold: moving mean)", path)
 
 
 def quality_table(metrics: dict[str, dict], reference: dict) -> str:
@@ -94,16 +100,8 @@ def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time
                         fontsize=6, xytext=(3, 2), textcoords="offset points")
     ax.scatter([reference["entropy"]], [reference["judge_perplexity"]], marker="*", s=220, color="black",
                label="validation text", zorder=5)
-    ax.set_xlabel("mean unigram entropy of a 64-token sample (nats)")
-    ax.set_ylabel("judge perplexity")
-    ax.set_yscale("log")
-    ax.set_title("Sample quality: judge perplexity against entropy (one point per setting)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(scatter_path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _finish_plot(fig, ax, "mean unigram entropy of a 64-token sample (nats)", "judge perplexity",
+                 "Sample quality: judge perplexity against entropy (one point per setting)", scatter_path)
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     for name, group in sweeps.groupby("model", sort=False):
@@ -111,16 +109,8 @@ def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time
         ax.plot(group["ms_per_sample"], group["judge_perplexity"], marker="o", label=DISPLAY_NAMES[name])
     ax.axhline(reference["judge_perplexity"], color="black", linestyle="--", linewidth=1, label="validation text")
     ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("sampling wall time per sample (ms, batched)")
-    ax.set_ylabel("judge perplexity (lower is better)")
-    ax.set_title("Sample quality against sampling time (every sweep setting)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(time_path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _finish_plot(fig, ax, "sampling wall time per sample (ms, batched)", "judge perplexity (lower is better)",
+                 "Sample quality against sampling time (every sweep setting)", time_path)
 
 
 def best_at_equal_time(sweeps: pd.DataFrame, reference: dict) -> str:
