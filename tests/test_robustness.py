@@ -15,7 +15,6 @@ from safetensors.torch import load_file
 from textdiff.data import save_rows
 from textdiff.evaluate import evaluate
 from textdiff.io import atomic_path, write_json
-from textdiff.params import parse_params
 from textdiff.tokenizer import train_tokenizer
 from textdiff.train import load_trained, train
 from tests.conftest import REPO, micro_params_dict
@@ -87,13 +86,13 @@ def test_same_params_and_seed_give_identical_evaluation_metrics(tmp_path, micro_
     assert runs[0][1] == runs[1][1]  # the same samples
 
 
-def test_weights_of_another_config_are_refused(tmp_path, micro_params, micro_raw):
+def test_weights_of_another_config_are_refused(tmp_path, micro_params):
     save_rows(tmp_path / "rows.npy", np.random.default_rng(0).integers(4, 300, size=(32, 16)).astype(np.uint16))
     train("ar", micro_params, tmp_path / "rows.npy", tmp_path / "ar", tmp_path / "ckpt", progress=False)
     config = json.loads((tmp_path / "ar" / "config.json").read_text())
     config["spec"]["d_model"] = 64
     (tmp_path / "ar" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(RuntimeError, match="size mismatch|shape|Error"):
+    with pytest.raises(RuntimeError, match="size mismatch"):
         load_trained(tmp_path / "ar")
 
 
