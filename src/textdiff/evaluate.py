@@ -15,8 +15,13 @@ from tqdm import tqdm
 from .data import load_rows
 from .io import read_json, write_json, write_text
 from .sample_quality import sample_quality
+from .sdd_diagnostics import sdd_diagnostics
 from .tokenizer import decode
 from .train import load_trained
+
+# Model-specific diagnostics, by model name: SDD's copying-versus-modelling measurements.
+DIAGNOSTICS = {"sdd": sdd_diagnostics}
+DIAGNOSTIC_ROWS = 128  # validation rows for the diagnostics (each costs 3 network passes per t bucket)
 
 PERPLEXITY_MEANING = {
     "exact": "exp(validation NLL per token): an exact likelihood",
@@ -111,6 +116,9 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, jud
         gen_temperature=sampling["temperature"],
         device=str(device),
     )
+    if model_name in DIAGNOSTICS:
+        metrics["diagnostics"] = DIAGNOSTICS[model_name](model, rows[:DIAGNOSTIC_ROWS], generator, ev.batch_size,
+                                                         sampling, ev.sample_length)
     sweep, default_tokens = [], None
     settings = sweep_settings(model_name, sampling, ev.sweep_steps, ev.sweep_temperatures)
     for setting in tqdm(settings, desc=f"sample sweep {model_name}", leave=False, dynamic_ncols=True):
