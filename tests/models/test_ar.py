@@ -36,16 +36,3 @@ def test_low_temperature_generation_is_greedy():
         tokens = torch.cat((tokens, model.logits(tokens)[:, -1:].argmax(-1)), dim=1)
     assert torch.equal(sample, tokens[:, 1:])
 
-
-def test_sampler_draws_categoricals_in_float64(monkeypatch):
-    from textdiff.models import ar as ar_module
-    from textdiff.models.base import sample_categorical
-
-    dtypes = []
-
-    def checked(probs, generator):
-        dtypes.append(probs.dtype)
-        return sample_categorical(probs, generator)
-    monkeypatch.setattr(ar_module, "sample_categorical", checked)
-    make_ar().generate(1, 4, torch.Generator().manual_seed(0))
-    assert dtypes and set(dtypes) == {torch.float64}
