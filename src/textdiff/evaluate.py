@@ -49,20 +49,22 @@ def validation_metrics(model, rows: torch.Tensor, batch_size: int, generator, **
     }
 
 
+def timed_generation(model, batch_size: int, length: int, seed: int, sampling: dict):
+    """(tokens, milliseconds) of one generate() call, waiting for the device on both sides."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    tic = time.perf_counter()
+    tokens = model.generate(batch_size, length, generator, **sampling)
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+    return tokens, (time.perf_counter() - tic) * 1000
+
+
 def generation_time_ms(model, length: int, runs: int, sampling: dict, seed: int) -> float:
     """Median wall time of one batch-1 sample of `length` tokens, after one untimed warm-up."""
-    times = []
-    for run in range(runs + 1):
-        generator = torch.Generator(device=model.device).manual_seed(seed + run)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        tic = time.perf_counter()
-        model.generate(1, length, generator, **sampling)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        if run:  # run 0 is the warm-up
-            times.append((time.perf_counter() - tic) * 1000)
-    return statistics.median(times)
+    times = [timed_generation(model, 1, length, seed + run, sampling)[1] for run in range(runs + 1)]
+    return statistics.median(times[1:])  # run 0 is the warm-up
 
 
 def sweep_settings(model_name: str, default: dict, steps: tuple, temperatures: tuple) -> list[dict]:
@@ -80,16 +82,9 @@ def sweep_settings(model_name: str, default: dict, steps: tuple, temperatures: t
 
 def judged_generation(model, judge, setting: dict, num_samples: int, length: int, seed: int):
     """(tokens, row): num_samples samples from a fixed seed, their quality and the wall time per sample."""
-    generator = torch.Generator(device=model.device).manual_seed(seed)
-    if model.device.type == "cuda":
-        torch.cuda.synchronize()
-    tic = time.perf_counter()
-    tokens = model.generate(num_samples, length, generator, **setting)
-    if model.device.type == "cuda":
-        torch.cuda.synchronize()
-    ms_per_sample = (time.perf_counter() - tic) * 1000 / num_samples
+    tokens, ms = timed_generation(model, num_samples, length, seed, setting)
     row = {"steps": setting.get("steps", length), "temperature": setting["temperature"],
-           "ms_per_sample": round(ms_per_sample, 3), **sample_quality(tokens, judge)}
+           "ms_per_sample": round(ms / num_samples, 3), **sample_quality(tokens, judge)}
     return tokens, row
 
 
