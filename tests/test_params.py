@@ -32,6 +32,9 @@ def _set(raw, dotted, value):
     ("scales.cpu.n_heads", 3), ("scales.cpu.seq_len", 100000), ("scale", "huge"), ("mdlm.schedule", "sqrt"),
     ("sdd.clean_other_prob", 0.5), ("sdd.embed_noise_std", -1.0), ("sdd.k_curriculum", "yes"),
     ("evaluate.sample_length", 1000), ("train.device", "tpu"), ("data.valid_fraction", 1.5),
+    ("sdd.index_swap", "sometimes"), ("sdd.schedule", "sqrt"), ("sdd.shuffle_slots", 1),
+    ("sample.sdd.candidates", "top_p"), ("sample.sdd.final_temperature", 0), ("sample.sdd.renoise", "no"),
+    ("sample.ar.sweep", None),
 ])
 def test_bad_value_is_one_line_error_naming_the_key(micro_raw, key, value):
     _set(micro_raw, key, value)

@@ -109,13 +109,15 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, jud
         gen_tokens=ev.sample_length,
         gen_steps=sampling.get("steps", ev.sample_length),  # AR takes one network call per token
         gen_temperature=sampling["temperature"],
+        sampler={key: value for key, value in sampling.items() if key not in ("steps", "temperature")},
         device=str(device),
     )
     if model_name in DIAGNOSTICS:
         metrics["diagnostics"] = DIAGNOSTICS[model_name](model, rows[:DIAGNOSTIC_ROWS], generator, ev.batch_size,
                                                          sampling, ev.sample_length)
     sweep, default_tokens = [], None
-    settings = sweep_settings(model_name, sampling, ev.sweep_steps, ev.sweep_temperatures)
+    settings = sweep_settings(model_name, sampling, ev.sweep_steps, ev.sweep_temperatures) if params.sweep[
+        model_name] else [sampling]
     for setting in tqdm(settings, desc=f"sample sweep {model_name}", leave=False, dynamic_ncols=True):
         tokens, row = judged_generation(model, judge, setting, ev.num_samples, ev.sample_length, params.seed)
         sweep.append({"model": model_name, **row})

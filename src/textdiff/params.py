@@ -61,6 +61,9 @@ class SDDParams:
     clean_other_prob: float
     embed_noise_std: float
     k_curriculum: bool
+    schedule: str = "cosine"
+    index_swap: str = "none"
+    shuffle_slots: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class StudyParams:
     mdlm: ModelParams
     sdd: SDDParams
     evaluate: EvaluateParams
-    sample: dict[str, dict]
+    sample: dict[str, dict]  # per model: the keyword arguments of its generate()
+    sweep: dict[str, bool]  # per model: judge the whole sampling sweep (false: the default setting only)
     judge: JudgeParams
 
 
@@ -150,6 +154,23 @@ def _list(section: dict, key: str, prefix: str, parse) -> tuple:
     return tuple(parse({key: value}, key, prefix) for value in values)
 
 
+SDD_SCHEDULES = ("cosine", "linear")
+SDD_INDEX_SWAPS = ("none", "uniform", "probability")
+SDD_CANDIDATE_DRAWS = ("top_k", "stochastic")
+
+
+def _sdd_sampler(group: dict) -> dict:
+    prefix = "sample.sdd."
+    final = group.get("final_temperature")
+    return {
+        "final_temperature": None if final is None else _float(group, "final_temperature", prefix, 0, 100,
+                                                               low_open=True),
+        "candidates": _choice(group, "candidates", prefix, SDD_CANDIDATE_DRAWS),
+        "renormalise": _bool(group, "renormalise", prefix),
+        "renoise": _bool(group, "renoise", prefix),
+    }
+
+
 def parse_params(raw: dict) -> StudyParams:
     if not isinstance(raw, dict):
         raise ParamError("params.yaml: must be a mapping of keys to values")
@@ -201,6 +222,9 @@ def parse_params(raw: dict) -> StudyParams:
         clean_other_prob=_float(sd, "clean_other_prob", "sdd.", 0, 1 / k if k > 1 else 1),
         embed_noise_std=_float(sd, "embed_noise_std", "sdd.", 0, 10),
         k_curriculum=_bool(sd, "k_curriculum", "sdd."),
+        schedule=_choice(sd, "schedule", "sdd.", SDD_SCHEDULES),
+        index_swap=_choice(sd, "index_swap", "sdd.", SDD_INDEX_SWAPS),
+        shuffle_slots=_bool(sd, "shuffle_slots", "sdd."),
     )
     e = _section(raw, "evaluate")
     evaluate = EvaluateParams(
@@ -215,14 +239,17 @@ def parse_params(raw: dict) -> StudyParams:
                                  lambda *a: _float(*a, low=0, high=100, low_open=True)),
     )
     sm = _section(raw, "sample")
-    sample = {}
+    sample, sweeps = {}, {}
     for name, has_steps in (("ar", False), ("mdlm", True), ("sdd", True)):
         group = _section(sm, name)
         sample[name] = {"temperature": _float(group, "temperature", f"sample.{name}.", 0, 100, low_open=True)}
         if has_steps:
             sample[name]["steps"] = _int(group, "steps", f"sample.{name}.", high=100000)
+        if name == "sdd":
+            sample[name].update(_sdd_sampler(group))
+        sweeps[name] = _bool(group, "sweep", f"sample.{name}.")
     judge = JudgeParams(_int(_section(raw, "judge"), "steps_factor", "judge.", high=1000))
-    return StudyParams(scale_name, scale, k, raw["seed"], data, train, ar, mdlm, sdd, evaluate, sample, judge)
+    return StudyParams(scale_name, scale, k, raw["seed"], data, train, ar, mdlm, sdd, evaluate, sample, sweeps, judge)
 
 
 def load_params(path: str | Path = "params.yaml") -> StudyParams:

@@ -1,14 +1,15 @@
 """Why SDD repeats itself: does its accuracy measure language modelling, or copying?
 
-In SDD's training states the true token is always among the k candidates (slot 0, with
-the highest probability whenever t < 1), while the sampler starts from k random tokens.
-Per t bucket this measures:
+In the seed's training states the true token is always among the k candidates (slot 0,
+with the highest probability whenever t < 1), while the sampler starts from k random
+tokens. Per t bucket this measures:
 
-- the accuracy of a trivial predictor that outputs the highest-probability candidate,
-  with no network at all;
-- the model's accuracy and NLL on (a) the training noise, (b) the same states with the
-  true token replaced by a random token, and (c) states whose k candidates are all drawn
-  as the prior draws them (uniformly), with the training state's probabilities.
+- the accuracy of a trivial predictor that outputs the highest-probability candidate of
+  a training state, with no network at all;
+- the model's accuracy and NLL on (a) its own training noise (with the variant's index
+  swapping and slot shuffling, if any), (b) the same states with the true token replaced
+  by a random token wherever it sits, and (c) states whose k candidates are all drawn as
+  the prior draws them (uniformly), with the training state's probabilities.
 
 And the train/sample mismatch: at each sampler step t, the candidate weights the sampler
 feeds the network (sorted, descending) against those of a training state at the same t,
@@ -28,11 +29,10 @@ STATE_KINDS = ("training", "true_token_replaced", "prior_candidates")
 
 def candidate_states(model, rows, t, generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Training-noised probabilities and, for each state kind, its candidate tokens [B, L, k]."""
-    probs, tokens = model.clean_state(rows, model.k, generator)
-    probs = model.flatten_probs(probs, t)
-    replaced = tokens.clone()
+    probs, tokens = model.noised_state(rows, t, model.k, generator)
     # A uniform draw equals the true token with probability 1/V; that rare case is left in.
-    replaced[..., 0] = torch.randint(model.vocab_size, rows.shape, generator=generator, device=rows.device)
+    random_tokens = torch.randint(model.vocab_size, tokens.shape, generator=generator, device=rows.device)
+    replaced = torch.where(tokens == rows[..., None], random_tokens, tokens)
     prior = torch.randint(model.vocab_size, tokens.shape, generator=generator, device=rows.device)
     return probs, {"training": tokens, "true_token_replaced": replaced, "prior_candidates": prior}
 
@@ -69,16 +69,15 @@ def training_weights(model, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sampler_mismatch(model, num_samples: int, length: int, steps: int, temperature: float, generator) -> dict:
+def sampler_mismatch(model, num_samples: int, length: int, sampling: dict, generator) -> dict:
     """Mean half-L1 distance between the sampler's and training's sorted candidate weights, per step t."""
-    probs, tokens = model.prior(num_samples, length, generator)
     distances = []
-    # The sampler's own loop (SparseDistributionLM.generate), recording the state it feeds the network.
-    for t in torch.linspace(1.0, 0.0, steps + 1, device=model.device)[:-1]:
+
+    def record(t, probs, tokens):
         sampler_weights = probs.sort(dim=-1, descending=True).values
         distances.append((t.item(), 0.5 * (sampler_weights - training_weights(model, t)).abs().sum(-1).mean().item()))
-        logits = model(probs, tokens, t.expand(num_samples)).float()
-        probs, tokens = torch.softmax(logits / temperature, dim=-1).topk(model.k, dim=-1)
+
+    model.generate(num_samples, length, generator, **sampling, on_step=record)
     by_bucket = {}
     for low, high in T_BUCKETS:
         inside = [d for t, d in distances if low <= t < high or (high == 1.0 and t == 1.0)]
@@ -91,6 +90,5 @@ def sdd_diagnostics(model, rows, generator, batch_size: int, sampling: dict, len
                     num_samples: int = 8) -> dict:
     return {
         "by_t_bucket": accuracy_by_state(model, rows, generator, batch_size),
-        "sampler_mismatch": sampler_mismatch(model, num_samples, length, sampling["steps"], sampling["temperature"],
-                                             generator),
+        "sampler_mismatch": sampler_mismatch(model, num_samples, length, sampling, generator),
     }

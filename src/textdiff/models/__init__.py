@@ -28,7 +28,9 @@ def model_spec(name: str, params) -> dict:
         spec.update(tie_embeddings=params.mdlm.tie_embeddings, schedule=params.mdlm.schedule, t_eps=params.mdlm.t_eps)
     else:
         spec.update(k=params.k, embed_dim=params.sdd.embed_dim, clean_other_prob=params.sdd.clean_other_prob,
-                    embed_noise_std=params.sdd.embed_noise_std, k_curriculum=params.sdd.k_curriculum)
+                    embed_noise_std=params.sdd.embed_noise_std, k_curriculum=params.sdd.k_curriculum,
+                    schedule=params.sdd.schedule, index_swap=params.sdd.index_swap,
+                    shuffle_slots=params.sdd.shuffle_slots)
     return spec
 
 
@@ -42,7 +44,8 @@ def build_model(spec: dict) -> StudyModel:
                                  spec["schedule"], spec["t_eps"])
     if spec["model"] == "sdd":
         return SparseDistributionLM(spec["vocab_size"], backbone, spec["k"], spec["embed_dim"],
-                                    spec["clean_other_prob"], spec["embed_noise_std"], spec["k_curriculum"])
+                                    spec["clean_other_prob"], spec["embed_noise_std"], spec["k_curriculum"],
+                                    spec["schedule"], spec["index_swap"], spec["shuffle_slots"])
     raise ValueError(f"unknown model {spec['model']!r}; expected one of {', '.join(MODEL_NAMES)}")
 
 

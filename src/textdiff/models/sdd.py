@@ -1,4 +1,4 @@
-"""SDD (Sparse Distribution Diffusion), faithful to the seed project.
+"""SDD (Sparse Distribution Diffusion), faithful to the seed project by default.
 
 Every position holds k (probability, token) candidates. Training noises a
 clean candidate state (true token in slot 0, k-1 random tokens) by flattening
@@ -13,6 +13,14 @@ cross-entropy, not a likelihood.
 Sampling starts from k uniformly random tokens at 1/V each and, for t from 1
 to 0, replaces the state by the top-k (probability, token) pairs of
 softmax(f(state, t) / temperature), unrenormalised and without re-noising.
+
+Variants (params; each default is the seed's behaviour), to test why SDD repeats:
+- training noise: a linear schedule; index swapping (the true token replaced
+  by a random one with probability sigma(t), or with probability one minus its
+  own noised probability); candidates shuffled across slots;
+- sampler: a temperature moving linearly in t; k candidates drawn without
+  replacement from the softmax instead of the top k; weights renormalised to
+  sum to 1; the state re-flattened by sigma(t) before each step, as in training.
 """
 from __future__ import annotations
 
@@ -28,9 +36,9 @@ from .base import StudyModel
 MIN_PROB = 1e-12  # keeps log p finite for candidates whose softmax probability underflowed
 
 
-def noise_level(t: torch.Tensor) -> torch.Tensor:
-    """sigma(t) = 1 - cos(pi t / 2): 0 at t=0, 1 at t=1."""
-    return 1 - torch.cos(math.pi / 2 * t)
+def noise_level(t: torch.Tensor, schedule: str = "cosine") -> torch.Tensor:
+    """sigma(t), 0 at t=0 and 1 at t=1: 1 - cos(pi t / 2) (the seed's) or t."""
+    return 1 - torch.cos(math.pi / 2 * t) if schedule == "cosine" else t
 
 
 def k_curriculum(k: int, progress: float) -> int:
@@ -46,10 +54,12 @@ class SparseDistributionLM(StudyModel):
     accuracy_definition = "argmax accuracy at all positions of a training-noised candidate state, t ~ U(0, 1)"
 
     def __init__(self, vocab_size: int, backbone: BackboneConfig, k: int, embed_dim: int,
-                 clean_other_prob: float, embed_noise_std: float, use_k_curriculum: bool):
+                 clean_other_prob: float, embed_noise_std: float, use_k_curriculum: bool,
+                 schedule: str = "cosine", index_swap: str = "none", shuffle_slots: bool = False):
         super().__init__()
         self.vocab_size, self.k = vocab_size, k
         self.clean_other_prob, self.embed_noise_std = clean_other_prob, embed_noise_std
+        self.schedule, self.index_swap, self.shuffle_slots = schedule, index_swap, shuffle_slots
         self.use_k_curriculum = use_k_curriculum
         self.train_k = 1 if use_k_curriculum else k
         d_model = backbone.d_model
@@ -77,9 +87,29 @@ class SparseDistributionLM(StudyModel):
         probs[..., 0] = 1 - self.clean_other_prob * (k - 1)
         return probs, tokens
 
+    def noise_level(self, t: torch.Tensor) -> torch.Tensor:
+        return noise_level(t, self.schedule)
+
     def flatten_probs(self, probs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        sigma = noise_level(t)[:, None, None]
+        sigma = self.noise_level(t)[:, None, None]
         return (1 - sigma) * probs + sigma / self.vocab_size
+
+    def noised_state(self, rows: torch.Tensor, t: torch.Tensor, k: int, generator):
+        """A training state (probs, tokens) [B, L, k] at times t [B]: the clean state, flattened,
+        then (variants) with the true token swapped out and the slots shuffled."""
+        probs, tokens = self.clean_state(rows, k, generator)
+        probs = self.flatten_probs(probs, t)
+        if self.index_swap != "none":
+            # uniform: the state says nothing about the token at t=1, like MDLM's mask;
+            # probability: a candidate is the true token exactly as often as its weight says.
+            keep = (1 - self.noise_level(t))[:, None] if self.index_swap == "uniform" else probs[..., 0]
+            swapped = torch.rand(rows.shape, generator=generator, device=rows.device) >= keep
+            random_tokens = torch.randint(self.vocab_size, rows.shape, generator=generator, device=rows.device)
+            tokens[..., 0] = torch.where(swapped, random_tokens, tokens[..., 0])
+        if self.shuffle_slots:
+            order = torch.rand(tokens.shape, generator=generator, device=rows.device).argsort(dim=-1)
+            probs, tokens = probs.gather(-1, order), tokens.gather(-1, order)
+        return probs, tokens
 
     def prior(self, batch_size: int, length: int, generator):
         tokens = torch.randint(self.vocab_size, (batch_size, length, self.k), generator=generator, device=self.device)
@@ -95,7 +125,7 @@ class SparseDistributionLM(StudyModel):
         embedded = self.token_embed(tokens)
         if generator is not None and self.embed_noise_std > 0:
             gaussian = torch.randn(embedded.shape, generator=generator, device=embedded.device)
-            embedded = embedded + noise_level(t)[:, None, None, None] * self.embed_noise_std * gaussian
+            embedded = embedded + self.noise_level(t)[:, None, None, None] * self.embed_noise_std * gaussian
         x = self.in_proj(embedded + self.prob_mlp(probs[..., None]))
         x = x + self.flat_index_code[: length * k].view(length, k, -1)
         x = x + self.time_mlp(sinusoidal_embedding(t * 1000, x.shape[-1]))[:, None, None, :]
@@ -119,8 +149,8 @@ class SparseDistributionLM(StudyModel):
 
     def _denoising_logits(self, rows, generator, k):
         t = torch.rand((rows.shape[0],), generator=generator, device=rows.device)
-        probs, tokens = self.clean_state(rows, k, generator)
-        return self(self.flatten_probs(probs, t), tokens, t, generator).float()
+        probs, tokens = self.noised_state(rows, t, k, generator)
+        return self(probs, tokens, t, generator).float()
 
     def training_loss(self, rows, generator):
         logits = self._denoising_logits(rows, generator, self.train_k)
@@ -134,10 +164,36 @@ class SparseDistributionLM(StudyModel):
         return {"nll": nll.item(), "tokens": rows.numel(), "correct": correct.item(), "predicted": rows.numel()}
 
     @torch.no_grad()
-    def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0):
+    def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,
+                 final_temperature: float | None = None, candidates: str = "top_k", renormalise: bool = False,
+                 renoise: bool = False, on_step=None):
+        """Tokens [B, length]: the top candidate after `steps` refinements from the prior.
+
+        on_step(t, probs, tokens), if given, sees each state as the network is fed it.
+        """
         probs, tokens = self.prior(batch_size, length, generator)
         times = torch.linspace(1.0, 0.0, steps + 1, device=self.device)[:-1]
         for t in times:
-            logits = self(probs, tokens, t.expand(batch_size)).float()
-            probs, tokens = torch.softmax(logits / temperature, dim=-1).topk(self.k, dim=-1)
-        return tokens[..., 0]
+            if renoise:
+                probs = self.flatten_probs(probs, t.expand(batch_size))
+            if on_step is not None:
+                on_step(t, probs, tokens)
+            step_temperature = temperature if final_temperature is None else (
+                final_temperature + (temperature - final_temperature) * t.item())
+            softmax = torch.softmax(self(probs, tokens, t.expand(batch_size)).float() / step_temperature, dim=-1)
+            if candidates == "top_k":
+                probs, tokens = softmax.topk(self.k, dim=-1)
+            else:
+                tokens = draw_without_replacement(softmax, self.k, generator)
+                probs = softmax.gather(-1, tokens)
+            if renormalise:
+                probs = probs / probs.sum(dim=-1, keepdim=True)
+        return tokens.gather(-1, probs.argmax(dim=-1, keepdim=True)).squeeze(-1)
+
+
+def draw_without_replacement(probs: torch.Tensor, k: int, generator) -> torch.Tensor:
+    """k distinct indices per row of probs [..., V], drawn as successive categorical draws without
+    replacement (Gumbel top-k, in float64 so that rare tokens keep their share)."""
+    uniform = torch.rand(probs.shape, generator=generator, device=probs.device, dtype=torch.float64)
+    gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny)))
+    return (probs.double().clamp_min(torch.finfo(torch.float64).tiny).log() + gumbel).topk(k, dim=-1).indices
