@@ -1,4 +1,5 @@
 """Integration: the real dvc.yaml on micro params in a throw-away git repo."""
+import json
 import os
 import re
 import shutil
@@ -34,6 +35,8 @@ def study(tmp_path_factory):
     for local in (".dvc/cache", ".dvc/tmp", ".dvc/config.local"):
         shutil.rmtree(work / local, ignore_errors=True)
     (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+    (work / "eval").mkdir()
+    (work / "eval" / "sdd_variants.json").write_text('{"variants": {}}')  # no variant experiment run yet
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TINYSTORIES_DIR": str(shared),
            "PYTHONPATH": str(work / "src"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
@@ -71,6 +74,21 @@ def test_lock_lists_k_and_sdd_noise_only_for_sdd(study):
         keys = lock[stage]["params"]["params.yaml"]
         assert "k" not in keys and "sdd" not in keys, keys
     assert {"k", "sdd"} <= set(lock["train@sdd"]["params"]["params.yaml"])
+
+
+def test_sdd_variant_runs_as_an_experiment_that_reaches_only_the_report(study):
+    work, env, _ = study
+    output = run([sys.executable, "stages/sdd_variants.py", "swap-uniform"], work, env)
+    assert stages_run(output) == {"train@sdd", "evaluate@sdd"}
+    status = run(["git", "status", "--porcelain"], work, env)
+    assert status.split() == ["M", "eval/sdd_variants.json"], status  # the workspace is left as it was
+    variant = json.loads((work / "eval" / "sdd_variants.json").read_text())["variants"]["swap-uniform"]
+    exp_params = yaml.safe_load(run(["git", "show", f"{variant['experiment_commit']}:params.yaml"], work, env))
+    assert exp_params["sdd"]["index_swap"] == "uniform" and exp_params["sdd"]["shuffle_slots"] is True
+    assert exp_params["sample"]["sdd"]["sweep"] is False
+    assert variant["metrics"]["diagnostics"]["by_t_bucket"] and variant["samples"]
+    assert stages_run(run(["dvc", "repro"], work, env)) == {"report"}
+    assert "swap-uniform" in (work / "reports" / "report.md").read_text()
 
 
 def test_changing_k_reruns_exactly_sdd_and_the_report(study):

@@ -18,11 +18,16 @@ def test_state_kinds_keep_or_remove_the_true_token():
     model = make_sdd()
     rows = torch.randint(4, VOCAB, (64, 8))
     probs, states = candidate_states(model, rows, torch.full((64,), 0.3), torch.Generator().manual_seed(0))
-    contains = {kind: (tokens == rows[..., None]).any(-1).float().mean().item() for kind, tokens in states.items()}
-    assert contains["training"] == 1.0
-    assert contains["true_token_replaced"] < 0.15 and contains["prior_candidates"] < 0.15  # only by chance
-    others = states["training"] != rows[..., None]
-    assert torch.equal(states["true_token_replaced"][others], states["training"][others])
+    contains = {kind: (tokens == rows[..., None]).any(-1) for kind, (tokens, _) in states.items()}
+    assert contains["training"].all()
+    for kind in ("true_token_replaced", "prior_candidates"):
+        assert contains[kind].float().mean() < 0.15  # only by chance
+    others = states["training"][0] != rows[..., None]
+    assert torch.equal(states["true_token_replaced"][0][others], states["training"][0][others])
+    context_tokens, scored = states["context_only"]
+    assert 0.05 < scored.float().mean() < 0.3
+    assert contains["context_only"][~scored].all()  # the context keeps its true tokens
+    assert contains["context_only"][scored].float().mean() < 0.15  # the scored positions lose theirs
 
 
 def test_trivial_predictor_is_perfect_below_full_noise():
@@ -43,3 +48,27 @@ def test_mismatch_is_zero_for_training_weights_and_positive_for_the_prior():
     assert training_weights(model, t)[0] > training_weights(model, t)[1]
     mismatch = sampler_mismatch(model, 2, 8, {"steps": 4, "temperature": 1.0}, torch.Generator().manual_seed(0))
     assert mismatch["mean"] > 0 and set(mismatch) >= {"mean", "t0.75-1.00"}
+
+
+class TopCandidateCopier(torch.nn.Module):
+    """A 'model' that only copies its most probable candidate: the behaviour the diagnostics must expose."""
+
+    def __init__(self, sdd):
+        super().__init__()
+        self.sdd, self.k, self.vocab_size = sdd, sdd.k, sdd.vocab_size
+
+    def noised_state(self, *args):
+        return self.sdd.noised_state(*args)
+
+    def forward(self, probs, tokens, t, generator=None):
+        top = tokens.gather(-1, probs.argmax(-1, keepdim=True)).squeeze(-1)
+        return torch.nn.functional.one_hot(top, self.vocab_size).float() * 20
+
+
+def test_a_copier_is_perfect_on_training_states_and_helpless_without_the_true_token():
+    copier = TopCandidateCopier(make_sdd())
+    rows = torch.randint(4, VOCAB, (32, 8))
+    low = accuracy_by_state(copier, rows, torch.Generator().manual_seed(0), batch_size=16)["t0.00-0.25"]
+    assert low["training_accuracy"] == 1.0
+    assert low["context_only_accuracy"] < 0.1 and low["true_token_replaced_accuracy"] < 0.1
+    assert low["context_only_nll"] > low["training_nll"] + 10

@@ -91,14 +91,14 @@ def judged_generation(model, judge, setting: dict, num_samples: int, length: int
 def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, judge_dir,
              device="cpu") -> tuple[dict, dict, list[dict]]:
     """(metrics, samples, sweep rows) for the model trained into model_dir."""
-    model, _ = load_trained(model_dir, device)
+    model, config = load_trained(model_dir, device)
     judge, _ = load_trained(judge_dir, device)
     summary = read_json(Path(model_dir) / "train_summary.json")
     ev, sampling = params.evaluate, params.sample[model_name]
     rows = torch.from_numpy(load_rows(valid_rows_path).astype("int64"))[: ev.max_valid_rows].to(device)
     options = {"t_draws": ev.mdlm_t_draws} if model_name == "mdlm" else {}
     generator = torch.Generator(device=device).manual_seed(params.seed)
-    metrics = {"model": model_name, **validation_metrics(model, rows, ev.batch_size, generator, **options)}
+    metrics = {"model": model_name, "model_spec": config["spec"], **validation_metrics(model, rows, ev.batch_size, generator, **options)}
     metrics.update(
         parameters=summary["parameters"],
         train_steps=summary["steps"],

@@ -29,7 +29,7 @@ def _perplexity_cell(metrics: dict) -> str:
 
 
 def results_table(metrics: dict[str, dict]) -> str:
-    """The comparison table: the seed's columns plus what each number is."""
+    """The comparison table (one row per label): the seed's columns plus what each number is."""
     gen_tokens = next(iter(metrics.values()))["gen_tokens"]
     lines = [
         f"| Model | Perplexity | Perplexity kind | NLL/token | Accuracy | Gen time ({gen_tokens} tok, batch 1) "
@@ -38,7 +38,7 @@ def results_table(metrics: dict[str, dict]) -> str:
     ]
     for name, m in metrics.items():
         lines.append(
-            f"| {DISPLAY_NAMES[name]} | {_perplexity_cell(m)} | {m['perplexity_kind']} | {m['nll_per_token']:.3f} "
+            f"| {name} | {_perplexity_cell(m)} | {m['perplexity_kind']} | {m['nll_per_token']:.3f} "
             f"| {m['accuracy']:.1%} | {m['gen_ms_per_sample']:.0f} ms | {m['gen_steps']} "
             f"| {m['parameters'] / 1e6:.2f}M | {m['train_wall_s']:.0f} s | {m['train_tokens_per_s']:.0f} |"
         )
@@ -79,11 +79,30 @@ def quality_table(metrics: dict[str, dict], reference: dict) -> str:
              "| – |"]
     for name, m in metrics.items():
         lines.append(
-            f"| {DISPLAY_NAMES[name]} | {m['gen_steps']} steps, T={m['gen_temperature']} "
+            f"| {name} | {m['gen_steps']} steps, T={m['gen_temperature']}{_sampler_note(m)} "
             f"| {m['sample_judge_perplexity']:.2f} | {m['sample_entropy']:.3f} | {m['sample_distinct_1']:.3f} "
             f"| {m['sample_distinct_2']:.3f} | {m['sample_distinct_3']:.3f} | {m['sample_repeat_4gram_rate']:.3f} "
             f"| {m['sample_ms_per_sample']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def _sampler_note(m: dict) -> str:
+    """SDD's sampler options that differ from the seed's, e.g. ", stochastic, renoise"."""
+    options = m.get("sampler") or {}
+    notes = [f"T→{options['final_temperature']}" if options.get("final_temperature") is not None else "",
+             "stochastic" if options.get("candidates") == "stochastic" else "",
+             "renormalised" if options.get("renormalise") else "", "renoise" if options.get("renoise") else ""]
+    return "".join(f", {note}" for note in notes if note)
+
+
+def labelled_rows(metrics: dict[str, dict], variants: dict, best: str | None) -> dict[str, dict]:
+    """Table rows by label: each model, with SDD shown as the seed's design and, if run, its best variant."""
+    rows = {}
+    for name, m in metrics.items():
+        rows[f"{DISPLAY_NAMES[name]} (seed design)" if name == "sdd" and best else DISPLAY_NAMES[name]] = m
+        if name == "sdd" and best:
+            rows[f"SDD best variant: {best}"] = variants[best]["metrics"]
+    return rows
 
 
 def _setting_label(row) -> str:
@@ -149,18 +168,23 @@ def diagnostics_section(diagnostics: dict) -> list[str]:
     """SDD's accuracy and NLL by t bucket on each kind of state, and the train/sample mismatch."""
     buckets = diagnostics["by_t_bucket"]
     mismatch = diagnostics["sampler_mismatch"]
-    lines = ["## Why SDD repeats (diagnostics)", "",
+    lines = ["## Why SDD repeats", "", "### Diagnostics of the seed's design", "",
              "SDD trains on states whose true token is always a candidate (slot 0, the most probable one whenever "
-             "t < 1), but samples from k random candidates. Accuracy / NLL per token of the trained SDD on "
-             "validation rows, by noise level, on three kinds of state with the same training probabilities: "
-             "the training noise; the true token replaced by a random one; all k candidates drawn as the prior "
-             "draws them. The trivial predictor outputs the most probable candidate, with no network.", "",
-             "| t | trivial predictor | training state | true token replaced | prior candidates "
-             "| sampler/training mismatch |", "|---|---|---|---|---|---|"]
+             "t < 1), but samples from k random candidates. Accuracy / NLL per token of the trained SDD (the "
+             "seed's design) on validation rows, by noise level, on four kinds of state with the same training "
+             "probabilities: the training noise; context-only (the true token removed from "
+             f"{diagnostics['context_only_share']:.0%} of positions and scored there, so only the context tells it); the true "
+             "token removed everywhere; all k candidates drawn as the prior draws them. The trivial predictor "
+             "outputs the most probable candidate, with no network. In the last two kinds no position holds "
+             "its true token, so nothing beats always guessing the most frequent token "
+             f"({diagnostics['most_frequent_token_accuracy']:.1%}).", "",
+             "| t | trivial predictor | training state | context-only | true token removed | prior candidates "
+             "| sampler/training mismatch |", "|---|---|---|---|---|---|---|"]
     for name, b in buckets.items():
         lines.append(
             f"| {name[1:].replace('-', '–')} | {b['trivial_top_candidate_accuracy']:.1%} "
             f"| {b['training_accuracy']:.1%} / {b['training_nll']:.2f} "
+            f"| {b['context_only_accuracy']:.1%} / {b['context_only_nll']:.2f} "
             f"| {b['true_token_replaced_accuracy']:.1%} / {b['true_token_replaced_nll']:.2f} "
             f"| {b['prior_candidates_accuracy']:.1%} / {b['prior_candidates_nll']:.2f} "
             f"| {f'{mismatch[name]:.3f}' if name in mismatch else '–'} |")
@@ -169,8 +193,163 @@ def diagnostics_section(diagnostics: dict) -> list[str]:
               "and those of a training state at the same t (0 = the same weights), averaged over the sampler's steps "
               f"in each bucket; {mismatch['mean']:.3f} over all steps. At the lowest noise, SDD is right "
               f"{low['training_accuracy']:.1%} of the time when the true token is a candidate, "
-              f"{low['true_token_replaced_accuracy']:.1%} when it is not, and the network-free top-candidate "
+              f"{low['context_only_accuracy']:.1%} when only the context can tell it, and the network-free top-candidate "
               f"predictor scores {low['trivial_top_candidate_accuracy']:.1%}.", ""]
+    return lines
+
+
+STATE_COLUMNS = {"training": "training", "context_only": "context-only", "prior_candidates": "prior candidates"}
+# A seed conclusion about SDD's k is confirmed when the compared runs' sample judge perplexities
+# and denoising cross-entropies are within this relative distance of each other.
+SAME_WITHIN = 0.10
+
+
+def state_accuracy(metrics: dict, kind: str) -> float:
+    """Accuracy on one kind of state, averaged over the t buckets (equal weight per bucket)."""
+    buckets = metrics["diagnostics"]["by_t_bucket"].values()
+    return sum(b[f"{kind}_accuracy"] for b in buckets) / len(buckets)
+
+
+def _degenerate(m: dict, reference: dict) -> bool:
+    return m["sample_entropy"] < ENTROPY_FLOOR * reference["entropy"]
+
+
+def best_sdd_variant(variants: dict, reference: dict) -> str | None:
+    """The variant whose samples the judge scores best among those that are not repetitive (entropy at or
+    above the floor); if every variant is repetitive, the one with the highest entropy."""
+    if not variants:
+        return None
+    fair = [name for name, v in variants.items() if not _degenerate(v["metrics"], reference)]
+    if fair:
+        return min(fair, key=lambda name: variants[name]["metrics"]["sample_judge_perplexity"])
+    return max(variants, key=lambda name: variants[name]["metrics"]["sample_entropy"])
+
+
+def _overrides(overrides: dict) -> str:
+    return ", ".join(f"`{key}={value}`" for key, value in overrides.items())
+
+
+def variants_table(seed: dict, variants: dict, reference: dict) -> list[str]:
+    header = ("| variant | changes | " + " | ".join(f"acc. {c}" for c in STATE_COLUMNS.values())
+              + " | denoising CE | judge PPL | entropy | distinct-1 | repeat-4 | train time |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    rows = [("seed design", "– (the main pipeline's SDD)", seed)]
+    rows += [(name, _overrides(v["overrides"]), v["metrics"]) for name, v in variants.items()]
+    for name, changes, m in rows:
+        flag = " (repetitive)" if _degenerate(m, reference) else ""
+        lines.append(
+            f"| {name} | {changes} | " + " | ".join(f"{state_accuracy(m, kind):.1%}" for kind in STATE_COLUMNS)
+            + f" | {m['nll_per_token']:.3f} | {m['sample_judge_perplexity']:.1f} | {m['sample_entropy']:.2f}{flag} "
+            f"| {m['sample_distinct_1']:.3f} | {m['sample_repeat_4gram_rate']:.3f} | {m['train_wall_s']:.0f} s |")
+    lines.append(f"| real validation text | – | – | – | – | – | {reference['judge_perplexity']:.1f} "
+                 f"| {reference['entropy']:.2f} | {reference['distinct_1']:.3f} | {reference['repeat_4gram_rate']:.3f} "
+                 "| – |")
+    return lines
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= SAME_WITHIN * max(abs(a), abs(b))
+
+
+def seed_conclusions(seed: dict, variants: dict, reference: dict, ar: dict | None) -> list[str]:
+    """Each of the seed's conclusions about SDD, confirmed or refuted by the figure that decides it."""
+    diag = seed["diagnostics"]
+    trivial = sum(b["trivial_top_candidate_accuracy"] for b in diag["by_t_bucket"].values()) / len(
+        diag["by_t_bucket"])
+    train_acc, context_acc = state_accuracy(seed, "training"), state_accuracy(seed, "context_only")
+    copying = trivial >= train_acc
+    ar_note = f", AR's next-token accuracy {ar['accuracy']:.1%}" if ar else ""
+    lines = [
+        f"- *\"SDD learns useful representations\" (the seed's evidence: 54% accuracy)*: "
+        f"**{'refuted' if copying else 'confirmed'}** as evidence. Here the seed design scores {train_acc:.1%} "
+        f"on its training states, while a predictor with no network, which outputs the most probable candidate, "
+        f"scores {trivial:.1%}: that accuracy measures copying. With only the context to go on "
+        f"(context-only states) it scores {context_acc:.1%} (most frequent token {diag['most_frequent_token_accuracy']:.1%}"
+        f"{ar_note}).",
+    ]
+    degenerate = _degenerate(seed, reference)
+    far = seed["sample_judge_perplexity"] / reference["judge_perplexity"]
+    lines.append(
+        f"- *\"SDD has a generation problem\"*: **{'confirmed' if degenerate or far > 2 else 'refuted'}**. Its samples "
+        f"score judge perplexity {seed['sample_judge_perplexity']:.0f} ({far:.0f}x real text's "
+        f"{reference['judge_perplexity']:.1f}) with unigram entropy {seed['sample_entropy']:.2f} nats "
+        f"(real text {reference['entropy']:.2f}), distinct-1 {seed['sample_distinct_1']:.3f}.")
+    sampler_only = {n: v for n, v in variants.items() if all(key.startswith("sample.") for key in v["overrides"])}
+    trained = {n: v for n, v in variants.items() if n not in sampler_only and not _degenerate(v["metrics"], reference)}
+    if sampler_only:
+        name = best_sdd_variant(sampler_only, reference)
+        m = sampler_only[name]["metrics"]
+        fixed = not _degenerate(m, reference) and m["sample_judge_perplexity"] <= 2 * reference["judge_perplexity"]
+        best_trained = best_sdd_variant(trained, reference) if trained else None
+        trained_note = (f" A change to training does better: {best_trained} reaches judge perplexity "
+                        f"{trained[best_trained]['metrics']['sample_judge_perplexity']:.1f}, entropy "
+                        f"{trained[best_trained]['metrics']['sample_entropy']:.2f}, with context-only accuracy "
+                        f"{state_accuracy(trained[best_trained]['metrics'], 'context_only'):.1%}."
+                        if best_trained and trained[best_trained]["metrics"]["sample_judge_perplexity"]
+                        < m["sample_judge_perplexity"] else "")
+        lines.append(
+            f"- *\"The bottleneck is sampling, not learning\"*: **{'confirmed' if fixed and not copying else 'refuted'}**. "
+            f"The seed's trained model with its best sampler variant ({name}: {_overrides(sampler_only[name]['overrides'])}) "
+            f"scores judge perplexity {m['sample_judge_perplexity']:.1f} and entropy {m['sample_entropy']:.2f}; its "
+            f"context-only accuracy is {context_acc:.1%}, so there is little language for any sampler to draw out."
+            + trained_note)
+    by_k = {v["metrics"]["model_spec"]["k"]: v["metrics"] for v in variants.values() if set(v["overrides"]) == {"k"}}
+    by_k[seed["model_spec"]["k"]] = seed
+    curriculum = next((v["metrics"] for v in variants.values() if v["overrides"] == {"sdd.k_curriculum": True}), None)
+    if curriculum:
+        same = (_close(curriculum["sample_judge_perplexity"], seed["sample_judge_perplexity"])
+                and _close(curriculum["nll_per_token"], seed["nll_per_token"]))
+        lines.append(
+            f"- *\"Fixed k=8 works as well as the curriculum\"*: **{'confirmed' if same else 'refuted'}** "
+            f"(same = judge perplexity and denoising CE within {SAME_WITHIN:.0%}): fixed k={seed['model_spec']['k']} "
+            "judge perplexity "
+            f"{seed['sample_judge_perplexity']:.0f}, denoising CE {seed['nll_per_token']:.3f}; curriculum "
+            f"{curriculum['sample_judge_perplexity']:.0f}, {curriculum['nll_per_token']:.3f}.")
+    if len(by_k) > 1:
+        cells = "; ".join(f"k={k}: judge perplexity {m['sample_judge_perplexity']:.0f}, entropy "
+                          f"{m['sample_entropy']:.2f}, denoising CE {m['nll_per_token']:.3f}"
+                          for k, m in sorted(by_k.items()))
+        k, others = seed["model_spec"]["k"], {kk: m for kk, m in by_k.items() if kk != seed["model_spec"]["k"]}
+        best_other = min(m["sample_judge_perplexity"] for m in others.values())
+        holds = seed["sample_judge_perplexity"] <= (1 + SAME_WITHIN) * best_other
+        lines.append(f"- *\"Different k values: fixed k={k} works\"*: **{'confirmed' if holds else 'refuted'}** "
+                     f"(k={k}'s judge perplexity within {SAME_WITHIN:.0%} of the best other k, or better): {cells}.")
+    return lines
+
+
+def plot_variants(seed: dict, variants: dict, reference: dict, path: Path) -> None:
+    """Judge perplexity against entropy of each SDD variant's samples, with the seed design and real text."""
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    points = {"seed design": seed, **{name: v["metrics"] for name, v in variants.items()}}
+    for name, m in points.items():
+        ax.scatter(m["sample_entropy"], m["sample_judge_perplexity"], s=30,
+                   color="tab:red" if name == "seed design" else "tab:blue")
+        ax.annotate(name, (m["sample_entropy"], m["sample_judge_perplexity"]), fontsize=6, xytext=(3, 2),
+                    textcoords="offset points")
+    ax.scatter([reference["entropy"]], [reference["judge_perplexity"]], marker="*", s=220, color="black",
+               label="validation text", zorder=5)
+    ax.axvline(ENTROPY_FLOOR * reference["entropy"], color="gray", linestyle=":", linewidth=1,
+               label="entropy floor (left of it: repetitive)")
+    _finish_plot(fig, ax, "mean unigram entropy of a sample (nats)", "judge perplexity",
+                 "SDD variants: sample quality (red: the seed's design)", path)
+
+
+def sdd_variants_section(seed: dict, variants: dict, reference: dict, ar: dict | None, best: str | None,
+                         command: str, plot_name: str, not_run: list[str] = ()) -> list[str]:
+    lines = diagnostics_section(seed["diagnostics"])
+    if not variants:
+        return lines + [f"No variant experiment has been collected yet: run `{command}`.", ""]
+    lines += ["### Variants", "",
+              f"Each variant is a DVC experiment (`{command}`; `dvc exp show` lists them) that retrains SDD at this "
+              "scale with the params shown changed (sampler-only variants reuse the trained model from DVC's run "
+              "cache) and judges the default sampling setting. Accuracy is averaged over the four t buckets above; "
+              "the denoising CE is on each variant's own training noise, so it is not comparable across noises.", ""]
+    lines += variants_table(seed, variants, reference)
+    if not_run:
+        lines += ["", f"Listed in params.yaml but not run yet: {', '.join(not_run)} (`{command} <name>`)."]
+    lines += ["", f"![SDD variants]({plot_name})", "", "### The seed's conclusions, re-tested", ""]
+    lines += seed_conclusions(seed, variants, reference, ar)
+    lines += ["", f"Best variant (lowest judge perplexity among non-repetitive samples): **{best}**.", ""]
     return lines
 
 
@@ -179,7 +358,10 @@ def _indent(text: str) -> str:
 
 
 def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str, reference: dict,
-                  sweeps: pd.DataFrame, timings: dict[str, float]) -> str:
+                  sweeps: pd.DataFrame, timings: dict[str, float], variants: dict | None = None,
+                  variants_command: str = "python stages/sdd_variants.py", variants_not_run=()) -> str:
+    variants = variants or {}
+    best = best_sdd_variant(variants, reference)
     ar, mdlm = metrics.get("ar"), metrics.get("mdlm")
     first = next(iter(metrics.values()))
     lines = [
@@ -226,7 +408,7 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         "Judge perplexity alone rewards repetitive text, so it stands next to the unigram entropy of each sample, "
         "distinct-n (distinct n-grams over all n-grams of all samples) and the repeated-4-gram rate (share of a "
         "sample's 4-grams seen earlier in it), with the same figures for windows of real validation text.", "",
-        quality_table(metrics, reference),
+        quality_table(labelled_rows(metrics, variants, best), reference),
         best_at_equal_time(sweeps, reference), "",
         "![judge perplexity against entropy](judge_perplexity_vs_entropy.png)", "",
         "![quality against sampling time](quality_vs_time.png)", "",
@@ -238,7 +420,8 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
               "Each curve is the model's own objective, so the curves show how each run converged, "
               "not which model is better.", ""]
     if "diagnostics" in metrics.get("sdd", {}):
-        lines += diagnostics_section(metrics["sdd"]["diagnostics"])
+        lines += sdd_variants_section(metrics["sdd"], variants, reference, ar, best, variants_command,
+                                      "sdd_variants.png", variants_not_run)
     lines += cost_section(timings)
     lines += ["## Samples", ""]
     for name, s in samples.items():
@@ -246,10 +429,14 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         lines += [f"### {DISPLAY_NAMES[name]} ({sampling}; seed {s['seed']})", ""]
         for text in s["samples"][:SAMPLES_QUOTED]:
             lines += [_indent(text), ""]
+        if name == "sdd" and best:
+            lines += [f"### SDD best variant: {best} ({_overrides(variants[best]['overrides'])}; seed {s['seed']})", ""]
+            lines += [line for text in variants[best]["samples"][:SAMPLES_QUOTED] for line in (_indent(text), "")]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings") -> None:
+def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings",
+                 variants_path="eval/sdd_variants.json") -> None:
     eval_dir, model_dir, data_dir, out_dir, timings_dir = map(Path, (eval_dir, model_dir, data_dir, out_dir,
                                                                       timings_dir))
     metrics = {name: read_json(eval_dir / name / "metrics.json") for name in model_names}
@@ -262,12 +449,18 @@ def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_di
     stages = ["prepare", "tokenizer", "pack", *(f"train@{n}" for n in model_names), "judge",
               *(f"evaluate@{n}" for n in model_names)]
     timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
-    table = results_table(metrics)
+    collected = read_json(variants_path)
+    variants = collected["variants"]
+    table = results_table(labelled_rows(metrics, variants, best_sdd_variant(variants, reference)))
+    if "sdd" in metrics:
+        plot_variants(metrics["sdd"], variants, reference, out_dir / "sdd_variants.png")
     plot_training_loss(logs, out_dir / "training_loss.png")
     plot_quality(sweeps, reference, out_dir / "judge_perplexity_vs_entropy.png", out_dir / "quality_vs_time.png")
     write_text(out_dir / "results.md", table)
     write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
-                                                    "training_loss.png", reference, sweeps, timings))
+                                                    "training_loss.png", reference, sweeps, timings, variants,
+                                                    collected.get("command", "python stages/sdd_variants.py"),
+                                                    collected.get("not_run", ())))
 
 
 README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md"}

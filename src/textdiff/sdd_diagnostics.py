@@ -7,9 +7,13 @@ tokens. Per t bucket this measures:
 - the accuracy of a trivial predictor that outputs the highest-probability candidate of
   a training state, with no network at all;
 - the model's accuracy and NLL on (a) its own training noise (with the variant's index
-  swapping and slot shuffling, if any), (b) the same states with the true token replaced
-  by a random token wherever it sits, and (c) states whose k candidates are all drawn as
-  the prior draws them (uniformly), with the training state's probabilities.
+  swapping and slot shuffling, if any), (b) context-only states: the same states with the
+  true token removed from 15% of positions, scored there, so that only the context tells
+  the token; (c) the true token removed at every position; (d) states whose k candidates
+  are all drawn as the prior draws them (uniformly). Every kind keeps the training
+  state's probabilities. In (c) and (d) no position carries a true token, so no model can
+  beat the most-frequent-token accuracy, which is reported beside them; a model that
+  copies candidates falls far below it.
 
 And the train/sample mismatch: at each sampler step t, the candidate weights the sampler
 feeds the network (sorted, descending) against those of a training state at the same t,
@@ -24,17 +28,27 @@ import torch
 import torch.nn.functional as F
 
 T_BUCKETS = ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
-STATE_KINDS = ("training", "true_token_replaced", "prior_candidates")
+STATE_KINDS = ("training", "context_only", "true_token_replaced", "prior_candidates")
+CONTEXT_ONLY_SHARE = 0.15  # positions whose true token is removed in context-only states (as BERT masks 15%)
 
 
-def candidate_states(model, rows, t, generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Training-noised probabilities and, for each state kind, its candidate tokens [B, L, k]."""
+def candidate_states(model, rows, t, generator) -> tuple[torch.Tensor, dict[str, tuple]]:
+    """Training-noised probabilities and, for each state kind, (candidate tokens [B, L, k], the
+    positions it is scored at [B, L])."""
     probs, tokens = model.noised_state(rows, t, model.k, generator)
+    is_true = tokens == rows[..., None]
     # A uniform draw equals the true token with probability 1/V; that rare case is left in.
     random_tokens = torch.randint(model.vocab_size, tokens.shape, generator=generator, device=rows.device)
-    replaced = torch.where(tokens == rows[..., None], random_tokens, tokens)
+    removed_at = torch.rand(rows.shape, generator=generator, device=rows.device) < CONTEXT_ONLY_SHARE
     prior = torch.randint(model.vocab_size, tokens.shape, generator=generator, device=rows.device)
-    return probs, {"training": tokens, "true_token_replaced": replaced, "prior_candidates": prior}
+    everywhere = torch.ones_like(rows, dtype=torch.bool)
+    return probs, {
+        "training": (tokens, everywhere),
+        # the rest of the sequence intact: the token must come from its context, as in MDLM
+        "context_only": (torch.where(is_true & removed_at[..., None], random_tokens, tokens), removed_at),
+        "true_token_replaced": (torch.where(is_true, random_tokens, tokens), everywhere),
+        "prior_candidates": (prior, everywhere),
+    }
 
 
 @torch.no_grad()
@@ -46,19 +60,25 @@ def accuracy_by_state(model, rows: torch.Tensor, generator, batch_size: int) -> 
             batch = rows[start:start + batch_size]
             t = low + (high - low) * torch.rand((len(batch),), generator=generator, device=batch.device)
             probs, states = candidate_states(model, batch, t, generator)
-            top_candidate = states["training"].gather(-1, probs.argmax(-1, keepdim=True)).squeeze(-1)
+            top_candidate = states["training"][0].gather(-1, probs.argmax(-1, keepdim=True)).squeeze(-1)
             sums["trivial_correct"] += (top_candidate == batch).sum().item()
-            for kind, tokens in states.items():
-                logits = model(probs, tokens, t, generator).float()
-                sums[f"{kind}_correct"] += (logits.argmax(-1) == batch).sum().item()
-                sums[f"{kind}_nll"] += F.cross_entropy(logits.flatten(0, 1), batch.flatten(), reduction="sum").item()
-            sums["tokens"] += batch.numel()
-        bucket = {"trivial_top_candidate_accuracy": round(sums["trivial_correct"] / sums["tokens"], 4)}
+            sums["trivial_tokens"] += batch.numel()
+            for kind, (tokens, scored) in states.items():
+                logits = model(probs, tokens, t, generator).float()[scored]
+                sums[f"{kind}_correct"] += (logits.argmax(-1) == batch[scored]).sum().item()
+                sums[f"{kind}_nll"] += F.cross_entropy(logits, batch[scored], reduction="sum").item()
+                sums[f"{kind}_tokens"] += scored.sum().item()
+        bucket = {"trivial_top_candidate_accuracy": round(sums["trivial_correct"] / sums["trivial_tokens"], 4)}
         for kind in STATE_KINDS:
-            bucket[f"{kind}_accuracy"] = round(sums[f"{kind}_correct"] / sums["tokens"], 4)
-            bucket[f"{kind}_nll"] = round(sums[f"{kind}_nll"] / sums["tokens"], 4)
+            bucket[f"{kind}_accuracy"] = round(sums[f"{kind}_correct"] / max(1, sums[f"{kind}_tokens"]), 4)
+            bucket[f"{kind}_nll"] = round(sums[f"{kind}_nll"] / max(1, sums[f"{kind}_tokens"]), 4)
         results[f"t{low:.2f}-{high:.2f}"] = bucket
     return results
+
+
+def most_frequent_token_accuracy(rows: torch.Tensor) -> float:
+    """Accuracy of always predicting the most frequent token of rows: what no context buys."""
+    return round(torch.bincount(rows.flatten()).max().item() / rows.numel(), 4)
 
 
 def training_weights(model, t: torch.Tensor) -> torch.Tensor:
@@ -89,6 +109,8 @@ def sampler_mismatch(model, num_samples: int, length: int, sampling: dict, gener
 def sdd_diagnostics(model, rows, generator, batch_size: int, sampling: dict, length: int,
                     num_samples: int = 8) -> dict:
     return {
+        "most_frequent_token_accuracy": most_frequent_token_accuracy(rows),
+        "context_only_share": CONTEXT_ONLY_SHARE,
         "by_t_bucket": accuracy_by_state(model, rows, generator, batch_size),
         "sampler_mismatch": sampler_mismatch(model, num_samples, length, sampling, generator),
     }
