@@ -49,12 +49,13 @@ def variant(overrides, **kwargs):
     return {"overrides": overrides, "metrics": sdd_metrics(**kwargs)}
 
 
-def test_best_variant_skips_repetitive_samples_however_well_the_judge_scores_them():
+def test_best_variant_is_neither_repetitive_nor_noise():
     variants = {"repeats": variant({"k": 1}, judge_ppl=3.0, entropy=0.5, train_acc=0.9, context_acc=0.0),
+                "noise": variant({"k": 2}, judge_ppl=40000.0, entropy=3.6, train_acc=0.9, context_acc=0.0),
                 "writes": variant({"sdd.index_swap": "uniform"}, judge_ppl=80.0, entropy=3.4, train_acc=0.4,
                                   context_acc=0.3)}
     assert best_sdd_variant(variants, REFERENCE) == "writes"
-    assert best_sdd_variant({"repeats": variants["repeats"]}, REFERENCE) == "repeats"  # all repetitive: top entropy
+    assert best_sdd_variant({name: variants[name] for name in ("repeats", "noise")}, REFERENCE) == "repeats"
     assert best_sdd_variant({}, REFERENCE) is None
     rows = labelled_rows({"ar": {}, "sdd": {}}, variants, "writes")
     assert list(rows) == ["AR", "SDD (seed design)", "SDD best variant: writes"]

@@ -1,6 +1,7 @@
 """Regenerates reports/ from what the pipeline actually produced: nothing here is typed in by hand."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -198,7 +199,8 @@ def diagnostics_section(diagnostics: dict) -> list[str]:
     return lines
 
 
-STATE_COLUMNS = {"training": "training", "context_only": "context-only", "prior_candidates": "prior candidates"}
+STATE_COLUMNS = {"training": "training", "context_only": "context-only", "true_token_replaced": "true token removed",
+                 "prior_candidates": "prior candidates"}
 # A seed conclusion about SDD's k is confirmed when the compared runs' sample judge perplexities
 # and denoising cross-entropies are within this relative distance of each other.
 SAME_WITHIN = 0.10
@@ -214,24 +216,29 @@ def _degenerate(m: dict, reference: dict) -> bool:
     return m["sample_entropy"] < ENTROPY_FLOOR * reference["entropy"]
 
 
+def distance_to_real_text(m: dict, reference: dict) -> float:
+    """How far a sample set is from real text, in nats per token: the gap in judge cross-entropy (log judge
+    perplexity) plus the gap in unigram entropy. Repetitive samples lose on entropy, noise on the judge."""
+    return (abs(math.log(m["sample_judge_perplexity"] / reference["judge_perplexity"]))
+            + abs(m["sample_entropy"] - reference["entropy"]))
+
+
 def best_sdd_variant(variants: dict, reference: dict) -> str | None:
-    """The variant whose samples the judge scores best among those that are not repetitive (entropy at or
-    above the floor); if every variant is repetitive, the one with the highest entropy."""
+    """The variant whose samples are closest to real text (distance_to_real_text); None if none was run."""
     if not variants:
         return None
-    fair = [name for name, v in variants.items() if not _degenerate(v["metrics"], reference)]
-    if fair:
-        return min(fair, key=lambda name: variants[name]["metrics"]["sample_judge_perplexity"])
-    return max(variants, key=lambda name: variants[name]["metrics"]["sample_entropy"])
+    return min(variants, key=lambda name: distance_to_real_text(variants[name]["metrics"], reference))
 
 
 def _overrides(overrides: dict) -> str:
-    return ", ".join(f"`{key}={value}`" for key, value in overrides.items())
+    """`key=value` as `dvc exp run -S` takes it (true, not True)."""
+    return ", ".join(f"`{key}={str(value).lower() if isinstance(value, bool) else value}`"
+                     for key, value in overrides.items())
 
 
 def variants_table(seed: dict, variants: dict, reference: dict) -> list[str]:
     header = ("| variant | changes | " + " | ".join(f"acc. {c}" for c in STATE_COLUMNS.values())
-              + " | denoising CE | judge PPL | entropy | distinct-1 | repeat-4 | train time |")
+              + " | denoising CE | judge PPL | entropy | distinct-1 | repeat-4 | distance to real text | train time |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     rows = [("seed design", "– (the main pipeline's SDD)", seed)]
     rows += [(name, _overrides(v["overrides"]), v["metrics"]) for name, v in variants.items()]
@@ -240,10 +247,11 @@ def variants_table(seed: dict, variants: dict, reference: dict) -> list[str]:
         lines.append(
             f"| {name} | {changes} | " + " | ".join(f"{state_accuracy(m, kind):.1%}" for kind in STATE_COLUMNS)
             + f" | {m['nll_per_token']:.3f} | {m['sample_judge_perplexity']:.1f} | {m['sample_entropy']:.2f}{flag} "
-            f"| {m['sample_distinct_1']:.3f} | {m['sample_repeat_4gram_rate']:.3f} | {m['train_wall_s']:.0f} s |")
-    lines.append(f"| real validation text | – | – | – | – | – | {reference['judge_perplexity']:.1f} "
+            f"| {m['sample_distinct_1']:.3f} | {m['sample_repeat_4gram_rate']:.3f} "
+            f"| {distance_to_real_text(m, reference):.2f} | {m['train_wall_s']:.0f} s |")
+    lines.append("| real validation text | – |" + " – |" * (len(STATE_COLUMNS) + 1) + f" {reference['judge_perplexity']:.1f} "
                  f"| {reference['entropy']:.2f} | {reference['distinct_1']:.3f} | {reference['repeat_4gram_rate']:.3f} "
-                 "| – |")
+                 "| 0 | – |")
     return lines
 
 
@@ -275,45 +283,46 @@ def seed_conclusions(seed: dict, variants: dict, reference: dict, ar: dict | Non
         f"{reference['judge_perplexity']:.1f}) with unigram entropy {seed['sample_entropy']:.2f} nats "
         f"(real text {reference['entropy']:.2f}), distinct-1 {seed['sample_distinct_1']:.3f}.")
     sampler_only = {n: v for n, v in variants.items() if all(key.startswith("sample.") for key in v["overrides"])}
-    trained = {n: v for n, v in variants.items() if n not in sampler_only and not _degenerate(v["metrics"], reference)}
+    trained = {n: v for n, v in variants.items() if n not in sampler_only}
     if sampler_only:
         name = best_sdd_variant(sampler_only, reference)
         m = sampler_only[name]["metrics"]
         fixed = not _degenerate(m, reference) and m["sample_judge_perplexity"] <= 2 * reference["judge_perplexity"]
-        best_trained = best_sdd_variant(trained, reference) if trained else None
-        trained_note = (f" A change to training does better: {best_trained} reaches judge perplexity "
-                        f"{trained[best_trained]['metrics']['sample_judge_perplexity']:.1f}, entropy "
-                        f"{trained[best_trained]['metrics']['sample_entropy']:.2f}, with context-only accuracy "
-                        f"{state_accuracy(trained[best_trained]['metrics'], 'context_only'):.1%}."
-                        if best_trained and trained[best_trained]["metrics"]["sample_judge_perplexity"]
-                        < m["sample_judge_perplexity"] else "")
         lines.append(
             f"- *\"The bottleneck is sampling, not learning\"*: **{'confirmed' if fixed and not copying else 'refuted'}**. "
             f"The seed's trained model with its best sampler variant ({name}: {_overrides(sampler_only[name]['overrides'])}) "
-            f"scores judge perplexity {m['sample_judge_perplexity']:.1f} and entropy {m['sample_entropy']:.2f}; its "
-            f"context-only accuracy is {context_acc:.1%}, so there is little language for any sampler to draw out."
-            + trained_note)
+            f"scores judge perplexity {m['sample_judge_perplexity']:.0f} and entropy {m['sample_entropy']:.2f} "
+            f"(the default sampler: {seed['sample_judge_perplexity']:.0f} and {seed['sample_entropy']:.2f}); with "
+            f"context-only accuracy {context_acc:.1%}, the network has learned little language for any sampler to "
+            "draw out.")
+        if trained:
+            learner = max(trained, key=lambda n: state_accuracy(trained[n]["metrics"], "context_only"))
+            t = trained[learner]["metrics"]
+            lines[-1] += (f" Training changes do more for the network than for the samples: the highest context-only "
+                          f"accuracy, {state_accuracy(t, 'context_only'):.1%}, comes with {learner} "
+                          f"({_overrides(trained[learner]['overrides'])}), whose samples score judge perplexity "
+                          f"{t['sample_judge_perplexity']:.0f} and entropy {t['sample_entropy']:.2f}.")
     by_k = {v["metrics"]["model_spec"]["k"]: v["metrics"] for v in variants.values() if set(v["overrides"]) == {"k"}}
     by_k[seed["model_spec"]["k"]] = seed
     curriculum = next((v["metrics"] for v in variants.values() if v["overrides"] == {"sdd.k_curriculum": True}), None)
+    distance = {id(m): distance_to_real_text(m, reference) for m in [seed, *by_k.values(), curriculum] if m}
+
+    def described(m: dict) -> str:
+        return (f"distance {distance[id(m)]:.2f} (judge perplexity {m['sample_judge_perplexity']:.0f}, entropy "
+                f"{m['sample_entropy']:.2f}{', repetitive' if _degenerate(m, reference) else ''})")
+    k = seed["model_spec"]["k"]
     if curriculum:
-        same = (_close(curriculum["sample_judge_perplexity"], seed["sample_judge_perplexity"])
-                and _close(curriculum["nll_per_token"], seed["nll_per_token"]))
+        same = _close(distance[id(curriculum)], distance[id(seed)])
         lines.append(
-            f"- *\"Fixed k=8 works as well as the curriculum\"*: **{'confirmed' if same else 'refuted'}** "
-            f"(same = judge perplexity and denoising CE within {SAME_WITHIN:.0%}): fixed k={seed['model_spec']['k']} "
-            "judge perplexity "
-            f"{seed['sample_judge_perplexity']:.0f}, denoising CE {seed['nll_per_token']:.3f}; curriculum "
-            f"{curriculum['sample_judge_perplexity']:.0f}, {curriculum['nll_per_token']:.3f}.")
-    if len(by_k) > 1:
-        cells = "; ".join(f"k={k}: judge perplexity {m['sample_judge_perplexity']:.0f}, entropy "
-                          f"{m['sample_entropy']:.2f}, denoising CE {m['nll_per_token']:.3f}"
-                          for k, m in sorted(by_k.items()))
-        k, others = seed["model_spec"]["k"], {kk: m for kk, m in by_k.items() if kk != seed["model_spec"]["k"]}
-        best_other = min(m["sample_judge_perplexity"] for m in others.values())
-        holds = seed["sample_judge_perplexity"] <= (1 + SAME_WITHIN) * best_other
+            f"- *\"Fixed k={k} works as well as the curriculum\"*: **{'confirmed' if same else 'refuted'}** (as well = "
+            f"distances to real text within {SAME_WITHIN:.0%}): fixed k={k} {described(seed)}; curriculum "
+            f"{described(curriculum)}.")
+    others = {kk: m for kk, m in by_k.items() if kk != k}
+    if others:
+        holds = distance[id(seed)] <= (1 + SAME_WITHIN) * min(distance[id(m)] for m in others.values())
+        cells = "; ".join(f"k={kk}: {described(m)}" for kk, m in sorted(by_k.items()))
         lines.append(f"- *\"Different k values: fixed k={k} works\"*: **{'confirmed' if holds else 'refuted'}** "
-                     f"(k={k}'s judge perplexity within {SAME_WITHIN:.0%} of the best other k, or better): {cells}.")
+                     f"(k={k} within {SAME_WITHIN:.0%} of the closest other k, or closer): {cells}.")
     return lines
 
 
@@ -349,7 +358,13 @@ def sdd_variants_section(seed: dict, variants: dict, reference: dict, ar: dict |
         lines += ["", f"Listed in params.yaml but not run yet: {', '.join(not_run)} (`{command} <name>`)."]
     lines += ["", f"![SDD variants]({plot_name})", "", "### The seed's conclusions, re-tested", ""]
     lines += seed_conclusions(seed, variants, reference, ar)
-    lines += ["", f"Best variant (lowest judge perplexity among non-repetitive samples): **{best}**.", ""]
+    distances = f"{distance_to_real_text(variants[best]['metrics'], reference):.2f}, against the seed design's " \
+        f"{distance_to_real_text(seed, reference):.2f}"
+    lines += ["", f"Best variant: **{best}** (distance {distances}), the one whose samples are closest to real "
+              "text: the smallest gap in judge "
+              "cross-entropy (log judge perplexity) plus gap in unigram entropy, both in nats per token, so that "
+              "neither repetition (low entropy) nor noise (high judge perplexity) can win. Every SDD sampler, "
+              "whatever its options, outputs the highest-weight candidate of its last state.", ""]
     return lines
 
 
@@ -425,12 +440,15 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     lines += cost_section(timings)
     lines += ["## Samples", ""]
     for name, s in samples.items():
-        sampling = ", ".join(f"{k} {v}" for k, v in s["sampling"].items())
-        lines += [f"### {DISPLAY_NAMES[name]} ({sampling}; seed {s['seed']})", ""]
+        steps = f"{s['sampling']['steps']} steps, " if "steps" in s["sampling"] else ""
+        sampling = f"{steps}T={s['sampling']['temperature']}{_sampler_note(metrics[name])}"
+        label = "SDD, the seed's design" if name == "sdd" and best else DISPLAY_NAMES[name]
+        lines += [f"### {label} ({sampling}; seed {s['seed']})", ""]
         for text in s["samples"][:SAMPLES_QUOTED]:
             lines += [_indent(text), ""]
         if name == "sdd" and best:
-            lines += [f"### SDD best variant: {best} ({_overrides(variants[best]['overrides'])}; seed {s['seed']})", ""]
+            lines += [f"### SDD, best variant: {best} ({_overrides(variants[best]['overrides'])}; seed {s['seed']})",
+                      ""]
             lines += [line for text in variants[best]["samples"][:SAMPLES_QUOTED] for line in (_indent(text), "")]
     return "\n".join(lines).rstrip() + "\n"
 
