@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -19,13 +20,12 @@ from .params import ParamError
 
 # The variant runs judge the default sampling setting only: the sweep would double their cost.
 CHEAP_EVALUATION = {"sample.sdd.sweep": False}
-COLLECTED_FILES = {"metrics": "eval/sdd/metrics.json", "samples": "eval/sdd/samples.json",
-                   "train_timing": "timings/train@sdd.json"}
+COLLECTED_FILES = {"metrics": "eval/sdd/metrics.json", "samples": "eval/sdd/samples.json"}
 SAMPLES_KEPT = 4
 
 
 def read_variants(params_path="params.yaml") -> dict[str, dict]:
-    raw = yaml.safe_load(open(params_path, encoding="utf-8"))
+    raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
     variants = raw.get("sdd_variants")
     if not isinstance(variants, dict) or not variants:
         raise ParamError("params.yaml: sdd_variants must map variant names to params overrides")
@@ -85,7 +85,6 @@ def collect(variants: dict[str, dict], out_path, cwd=".") -> dict:
             "experiment_commit": rev,
             "baseline_commit": _git("rev-parse", f"{rev}^", cwd=cwd).strip(),
             "metrics": files["metrics"],
-            "train_wall_s": files["train_timing"]["wall_s"],
             "samples": files["samples"]["samples"][:SAMPLES_KEPT],
         }
     not_run = [variant for variant in variants if variant not in collected]
