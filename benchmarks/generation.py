@@ -1,17 +1,26 @@
-"""Benchmark: generation at batch 1, 64 tokens, untrained weights at the params.yaml scale.
+"""Benchmark: generation at batch 1, untrained weights at the params.yaml scale.
 
 Compares, in one run: AR with its KV cache against AR recomputing the whole prefix for
 every token; MDLM's cached sampler (the network runs only when a token was unmasked)
-against its uncached one; and SDD. Each figure is the median of --runs timed samples
-after one warm-up. Speed does not depend on the weights, so no trained model is needed.
+against its uncached one; and SDD. Speed does not depend on the weights, so no trained
+model is needed. Cases that are compared take turns within every run, so a shared machine
+whose speed drifts slows them alike; each figure is the median of --runs after a warm-up.
 
-    python benchmarks/generation.py [--runs 7] [--length 64] [--steps 64]
+It also measures what bounds the KV cache's gain: the cost of one AR forward over n
+positions, n = 1..L. Recomputing costs about the sum of those forwards; the best a cache
+can do is L forwards of one position, so sum / (L x forward(1)) is the speed-up of an
+ideal cache (no bookkeeping, free sampling). On a small model that bound is low, because a
+1-position forward is mostly fixed per-call cost rather than work that grows with n.
+
+    python benchmarks/generation.py [--runs 7] [--length 64] [--steps 64] [--lengths 64 128 256]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -19,10 +28,59 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from textdiff.evaluate import generation_time_ms  # noqa: E402
+from textdiff.evaluate import timed_generation  # noqa: E402
 from textdiff.models import build_model, model_spec  # noqa: E402
 from textdiff.params import load_params  # noqa: E402
 from textdiff.train import resolve_device  # noqa: E402
+
+
+def interleaved_ms(cases: list, length: int, runs: int) -> list[float]:
+    """Median ms per batch-1 sample of each (model, sampling) case; the cases take turns within
+    every run, and run 0 is an untimed warm-up."""
+    times = [[] for _ in cases]
+    for run in range(runs + 1):
+        for case_times, (model, sampling) in zip(times, cases):
+            case_times.append(timed_generation(model, 1, length, run, sampling)[1])
+    return [statistics.median(t[1:]) for t in times]
+
+
+@torch.no_grad()
+def forward_ms_by_positions(model, max_positions: int, runs: int) -> list[float]:
+    """Median ms of one AR forward (embedding to logits) over n positions, for n = 1..max_positions:
+    what recomputing the prefix costs when the n-th token is generated."""
+    tokens = torch.randint(model.embed.num_embeddings, (1, max_positions), device=model.device,
+                           generator=torch.Generator(device=model.device).manual_seed(0))
+    times = [[] for _ in range(max_positions)]
+    for _ in range(runs + 1):
+        for n in range(1, max_positions + 1):
+            if model.device.type == "cuda":
+                torch.cuda.synchronize()
+            tic = time.perf_counter()
+            model.logits(tokens[:, :n])
+            if model.device.type == "cuda":
+                torch.cuda.synchronize()
+            times[n - 1].append((time.perf_counter() - tic) * 1000)
+    return [statistics.median(t[1:]) for t in times]
+
+
+def ideal_cache_speedup(forward_ms: list[float], length: int) -> float:
+    """Recompute cost over the cost of `length` 1-position forwards: no real cache does better."""
+    return sum(forward_ms[:length]) / (length * forward_ms[0])
+
+
+def ar_by_length(params, device, lengths: list[int], runs: int) -> tuple[list[dict], list[float]]:
+    """KV cache against recompute at each length, next to the ideal cache's speed-up."""
+    spec = {**model_spec("ar", params), "seq_len": max(lengths)}  # room for the longest sample
+    model = build_model(spec).to(device).eval()
+    forward_ms = forward_ms_by_positions(model, max(lengths), runs=5)
+    rows = []
+    for length in lengths:
+        cached, recompute = interleaved_ms([(model, {"use_cache": True}), (model, {"use_cache": False})], length, runs)
+        rows.append({"length": length, "kv_cache_ms": round(cached, 2), "recompute_ms": round(recompute, 2),
+                     "speedup": round(recompute / cached, 2),
+                     "ideal_speedup": round(ideal_cache_speedup(forward_ms, length), 2)})
+        print(f"  AR at {length} tokens: cache {cached:.1f} ms, recompute {recompute:.1f} ms", file=sys.stderr)
+    return rows, forward_ms
 
 
 def main():
@@ -30,36 +88,44 @@ def main():
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=64, help="sampling steps of MDLM and SDD")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256],
+                        help="sample lengths of the AR KV-cache comparison")
     parser.add_argument("--out", default=str(REPO / "reports" / "benchmarks" / "generation.json"))
     args = parser.parse_args()
     params = load_params(REPO / "params.yaml")
     device = resolve_device(params.train.device)
     torch.manual_seed(0)
     models = {name: build_model(model_spec(name, params)).to(device).eval() for name in ("ar", "mdlm", "sdd")}
-    cases = [
-        ("AR, KV cache", "ar", {"use_cache": True}),
-        ("AR, recompute prefix", "ar", {"use_cache": False}),
-        ("MDLM, cached", "mdlm", {"use_cache": True, "steps": args.steps}),
-        ("MDLM, uncached", "mdlm", {"use_cache": False, "steps": args.steps}),
-        ("SDD", "sdd", {"steps": args.steps}),
+    groups = [  # the cases within a group are compared, so they are timed in turns
+        [("AR, KV cache", "ar", {"use_cache": True}), ("AR, recompute prefix", "ar", {"use_cache": False})],
+        [("MDLM, cached", "mdlm", {"use_cache": True, "steps": args.steps}),
+         ("MDLM, uncached", "mdlm", {"use_cache": False, "steps": args.steps})],
+        [("SDD", "sdd", {"steps": args.steps})],
     ]
     rows = []
-    for label, name, sampling in cases:
-        ms = generation_time_ms(models[name], args.length, args.runs, sampling, seed=0)
-        rows.append({"case": label, "model": name, "sampling": sampling, "ms_per_sample": round(ms, 2),
-                     "tokens_per_s": round(args.length / ms * 1000, 1)})
-        print(f"  measured {label}: {ms:.1f} ms", file=sys.stderr)
+    for group in groups:
+        times = interleaved_ms([(models[name], sampling) for _, name, sampling in group], args.length, args.runs)
+        for (label, name, sampling), ms in zip(group, times):
+            rows.append({"case": label, "model": name, "sampling": sampling, "ms_per_sample": round(ms, 2),
+                         "tokens_per_s": round(args.length / ms * 1000, 1)})
+            print(f"  measured {label}: {ms:.1f} ms", file=sys.stderr)
     by_case = {r["case"]: r["ms_per_sample"] for r in rows}
     speedups = {"ar_kv_cache": round(by_case["AR, recompute prefix"] / by_case["AR, KV cache"], 2),
                 "mdlm_cache": round(by_case["MDLM, uncached"] / by_case["MDLM, cached"], 2)}
+    by_length, forward_ms = ar_by_length(params, device, args.lengths, args.runs)
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "length": args.length, "batch_size": 1, "steps": args.steps, "runs": args.runs,
-              "results": rows, "speedups": speedups}
+              "results": rows, "speedups": speedups, "ar_kv_cache_by_length": by_length,
+              "ar_forward_ms_by_positions": [round(ms, 3) for ms in forward_ms]}
     print(f"\nGeneration at batch 1, {args.length} tokens, on {device} (median of {args.runs} after a warm-up)")
     print(f"{'case':<22} {'ms/sample':>10} {'tokens/s':>9}")
     for r in rows:
         print(f"{r['case']:<22} {r['ms_per_sample']:>10.1f} {r['tokens_per_s']:>9.0f}")
     print(f"KV cache speed-up (AR): {speedups['ar_kv_cache']}x; MDLM cache speed-up: {speedups['mdlm_cache']}x")
+    print(f"\n{'AR tokens':>9} {'cache ms':>9} {'recompute ms':>13} {'speed-up':>9} {'ideal':>6}")
+    for r in by_length:
+        print(f"{r['length']:>9} {r['kv_cache_ms']:>9.1f} {r['recompute_ms']:>13.1f} {r['speedup']:>9.2f} "
+              f"{r['ideal_speedup']:>6.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 

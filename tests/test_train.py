@@ -85,3 +85,12 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(micro
         train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)
     assert list((tmp_path / "ckpt").glob("ar-*.safetensors"))  # the step-2 checkpoint survives
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_rows_of_another_length_than_seq_len_stop_before_training(micro_params, rows_path, tmp_path):
+    from textdiff.data import DataError
+
+    params = dataclasses.replace(micro_params, scale=dataclasses.replace(micro_params.scale, seq_len=32))
+    with pytest.raises(DataError, match="rows of 16 tokens.*seq_len is 32"):
+        train("ar", params, rows_path, tmp_path / "ar", tmp_path / "ckpt", progress=False)
+    assert not (tmp_path / "ar").exists() and not list((tmp_path / "ckpt").glob("*"))

@@ -83,8 +83,7 @@ def most_frequent_token_accuracy(rows: torch.Tensor) -> float:
 
 def training_weights(model, t: torch.Tensor) -> torch.Tensor:
     """Sorted candidate probabilities [k] of a training state at time t (they do not depend on the tokens)."""
-    clean = torch.full((model.k,), model.clean_other_prob, device=t.device)
-    clean[0] = 1 - model.clean_other_prob * (model.k - 1)
+    clean = model.clean_weights(model.k, t.device)
     return model.flatten_probs(clean[None, None, :], t.reshape(1)).reshape(-1).sort(descending=True).values
 
 

@@ -35,7 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 from tqdm import tqdm
 
-from .data import load_rows
+from .data import DataError, load_rows
 from .flops import peak_flops, training_flops_per_row
 from .io import atomic_path, write_json, write_text
 from .models import build_model, model_spec
@@ -203,7 +203,8 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
 
     rows = torch.from_numpy(load_rows(train_rows_path).astype("int64")).to(device)
     if rows.shape[1] != scale.seq_len:
-        raise ValueError(f"{train_rows_path}: rows of {rows.shape[1]} tokens, params say seq_len={scale.seq_len}")
+        raise DataError(f"{train_rows_path}: rows of {rows.shape[1]} tokens, but params.yaml's seq_len is "
+                        f"{scale.seq_len}; rerun the pack stage (dvc repro pack)")
     model = build_model(spec).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=scale.lr, betas=(0.9, 0.99),
                                   weight_decay=params.train.weight_decay, fused=device.type == "cuda")
@@ -252,10 +253,11 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         loss_value = loss.item()  # also waits for the device, so the step time below is real
         seconds = time.perf_counter() - tic
         elapsed += seconds
-        flops = training_flops_per_row(model, scale.seq_len) * scale.batch_size
+        # Per step, as SDD's k curriculum changes its cost; only where the chip's peak is known (CUDA).
+        mfu = training_flops_per_row(model, scale.seq_len) * scale.batch_size / seconds / (peak * world) if peak else None
         log.append({"step": step + 1, "loss": round(loss_value, 6), "lr": lr,
                     "tokens_per_s": round(tokens_per_step / seconds, 1), "elapsed_s": round(elapsed, 3),
-                    "mfu": round(flops / seconds / (peak * world), 4) if peak else ""})
+                    "mfu": round(mfu, 4) if peak else ""})
         bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
         done = step + 1
         if done % params.train.checkpoint_every == 0 and done < scale.steps and rank == 0:

@@ -78,14 +78,18 @@ class SparseDistributionLM(StudyModel):
             torch.arange(backbone.max_positions * k), d_model), persistent=False)
 
     # --- the noising process -------------------------------------------------------------
+    def clean_weights(self, k: int, device=None) -> torch.Tensor:
+        """Candidate weights [k] of a clean state: slot 0 (the true token) at 1 - p_other*(k-1), the rest at p_other."""
+        weights = torch.full((k,), self.clean_other_prob, device=device)
+        weights[0] = 1 - self.clean_other_prob * (k - 1)
+        return weights
+
     def clean_state(self, rows: torch.Tensor, k: int, generator):
-        """Slot 0: the true token at 1 - p_other*(k-1); slots 1..k-1: random tokens at p_other."""
+        """Slot 0: the true token; slots 1..k-1: random tokens; weighted by `clean_weights`."""
         batch, length = rows.shape
         others = torch.randint(self.vocab_size, (batch, length, k - 1), generator=generator, device=rows.device)
         tokens = torch.cat((rows[..., None], others), dim=-1)
-        probs = torch.full(tokens.shape, self.clean_other_prob, device=rows.device)
-        probs[..., 0] = 1 - self.clean_other_prob * (k - 1)
-        return probs, tokens
+        return self.clean_weights(k, rows.device).repeat(batch, length, 1), tokens
 
     def noise_level(self, t: torch.Tensor) -> torch.Tensor:
         return noise_level(t, self.schedule)
