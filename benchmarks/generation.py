@@ -6,11 +6,11 @@ against its uncached one; and SDD. Speed does not depend on the weights, so no t
 model is needed. Cases that are compared take turns within every run, so a shared machine
 whose speed drifts slows them alike; each figure is the median of --runs after a warm-up.
 
-It also measures what bounds the KV cache's gain: the cost of one AR forward over n
-positions, n = 1..L. Recomputing costs about the sum of those forwards; the best a cache
-can do is L forwards of one position, so sum / (L x forward(1)) is the speed-up of an
-ideal cache (no bookkeeping, free sampling). On a small model that bound is low, because a
-1-position forward is mostly fixed per-call cost rather than work that grows with n.
+It also times AR with and without the cache at longer lengths, and one AR forward over L
+positions against one over a single position. Recomputing pays a forward over the whole
+prefix for each new token, the cache a forward over one position; how much that saves
+depends on how much of a forward's cost grows with the positions, which on a small model
+is little (its cost is mostly per call: reading the weights, launching tensor ops).
 
     python benchmarks/generation.py [--runs 7] [--length 64] [--steps 64] [--lengths 64 128 256]
 """
@@ -45,42 +45,38 @@ def interleaved_ms(cases: list, length: int, runs: int) -> list[float]:
 
 
 @torch.no_grad()
-def forward_ms_by_positions(model, max_positions: int, runs: int) -> list[float]:
-    """Median ms of one AR forward (embedding to logits) over n positions, for n = 1..max_positions:
-    what recomputing the prefix costs when the n-th token is generated."""
-    tokens = torch.randint(model.embed.num_embeddings, (1, max_positions), device=model.device,
+def forward_ms(model, positions: list[int], runs: int) -> dict[int, float]:
+    """Median ms of one AR forward (embedding to logits) over n positions, for each n; the sizes take
+    turns within every run, each timed right after an untimed call of the same size."""
+    tokens = torch.randint(model.embed.num_embeddings, (1, max(positions)), device=model.device,
                            generator=torch.Generator(device=model.device).manual_seed(0))
-    times = [[] for _ in range(max_positions)]
-    for _ in range(runs + 1):
-        for n in range(1, max_positions + 1):
+    times = {n: [] for n in positions}
+    for _ in range(runs):
+        for n in positions:
+            model.logits(tokens[:, :n])
             if model.device.type == "cuda":
                 torch.cuda.synchronize()
             tic = time.perf_counter()
             model.logits(tokens[:, :n])
             if model.device.type == "cuda":
                 torch.cuda.synchronize()
-            times[n - 1].append((time.perf_counter() - tic) * 1000)
-    return [statistics.median(t[1:]) for t in times]
+            times[n].append((time.perf_counter() - tic) * 1000)
+    return {n: statistics.median(t) for n, t in times.items()}
 
 
-def ideal_cache_speedup(forward_ms: list[float], length: int) -> float:
-    """Recompute cost over the cost of `length` 1-position forwards: no real cache does better."""
-    return sum(forward_ms[:length]) / (length * forward_ms[0])
-
-
-def ar_by_length(params, device, lengths: list[int], runs: int) -> tuple[list[dict], list[float]]:
-    """KV cache against recompute at each length, next to the ideal cache's speed-up."""
+def ar_by_length(params, device, lengths: list[int], runs: int) -> tuple[list[dict], dict[int, float]]:
+    """KV cache against recompute at each length, and what one forward costs at 1 and at each length."""
     spec = {**model_spec("ar", params), "seq_len": max(lengths)}  # room for the longest sample
     model = build_model(spec).to(device).eval()
-    forward_ms = forward_ms_by_positions(model, max(lengths), runs=5)
+    forward = forward_ms(model, [1, *lengths], runs=max(runs, 15))
     rows = []
     for length in lengths:
         cached, recompute = interleaved_ms([(model, {"use_cache": True}), (model, {"use_cache": False})], length, runs)
         rows.append({"length": length, "kv_cache_ms": round(cached, 2), "recompute_ms": round(recompute, 2),
                      "speedup": round(recompute / cached, 2),
-                     "ideal_speedup": round(ideal_cache_speedup(forward_ms, length), 2)})
+                     "forward_cost_vs_one_position": round(forward[length] / forward[1], 2)})
         print(f"  AR at {length} tokens: cache {cached:.1f} ms, recompute {recompute:.1f} ms", file=sys.stderr)
-    return rows, forward_ms
+    return rows, forward
 
 
 def main():
@@ -112,20 +108,20 @@ def main():
     by_case = {r["case"]: r["ms_per_sample"] for r in rows}
     speedups = {"ar_kv_cache": round(by_case["AR, recompute prefix"] / by_case["AR, KV cache"], 2),
                 "mdlm_cache": round(by_case["MDLM, uncached"] / by_case["MDLM, cached"], 2)}
-    by_length, forward_ms = ar_by_length(params, device, args.lengths, args.runs)
+    by_length, forward = ar_by_length(params, device, args.lengths, args.runs)
     report = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "length": args.length, "batch_size": 1, "steps": args.steps, "runs": args.runs,
               "results": rows, "speedups": speedups, "ar_kv_cache_by_length": by_length,
-              "ar_forward_ms_by_positions": [round(ms, 3) for ms in forward_ms]}
+              "ar_forward_ms": {str(n): round(ms, 3) for n, ms in forward.items()}}
     print(f"\nGeneration at batch 1, {args.length} tokens, on {device} (median of {args.runs} after a warm-up)")
     print(f"{'case':<22} {'ms/sample':>10} {'tokens/s':>9}")
     for r in rows:
         print(f"{r['case']:<22} {r['ms_per_sample']:>10.1f} {r['tokens_per_s']:>9.0f}")
     print(f"KV cache speed-up (AR): {speedups['ar_kv_cache']}x; MDLM cache speed-up: {speedups['mdlm_cache']}x")
-    print(f"\n{'AR tokens':>9} {'cache ms':>9} {'recompute ms':>13} {'speed-up':>9} {'ideal':>6}")
+    print(f"\n{'AR tokens':>9} {'cache ms':>9} {'recompute ms':>13} {'speed-up':>9} {'forward(L)/forward(1)':>22}")
     for r in by_length:
         print(f"{r['length']:>9} {r['kv_cache_ms']:>9.1f} {r['recompute_ms']:>13.1f} {r['speedup']:>9.2f} "
-              f"{r['ideal_speedup']:>6.2f}")
+              f"{r['forward_cost_vs_one_position']:>22.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -2,10 +2,10 @@
 
 The reference is a minimal GPT written here (embedding, pre-norm blocks with SDPA causal
 attention and a GELU MLP, tied head, AdamW) at the same size, so the AR/reference and
-MDLM/reference ratios show any overhead our models add. Every model runs in its own
-subprocess (so each peak-memory figure is its own), the same number of steps, and the
-median step time is reported; the reference runs first and last, and its two medians
-are averaged, to expose drift on a shared machine.
+MDLM/reference ratios show any overhead our models add. The four models train in one
+process, taking turns step by step, so a shared machine whose speed drifts slows them
+alike; each model's ratio is the median of its step times over the reference's step of
+the same turn. Peak memory is measured apart, each model in its own subprocess.
 
     python benchmarks/train_step.py                   # CPU default scale, from params.yaml
     python benchmarks/train_step.py --scale seed      # any scale of params.yaml
@@ -68,41 +68,75 @@ class ReferenceGPT(nn.Module):
         return F.cross_entropy(logits.flatten(0, 1).float(), rows[:, 1:].flatten())
 
 
-def measure(name: str, params, steps: int, warmup: int) -> dict:
-    """Median AdamW step time of one model, in this process."""
-    device = resolve_device(params.train.device)
-    s = params.scale
-    torch.manual_seed(0)
-    if name == "reference":
-        model = ReferenceGPT(s.vocab_size, s.d_model, s.n_layers, s.n_heads, s.d_ff, s.seq_len + 1).to(device)
-    else:
-        model = build_model(model_spec(name, params)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    generator = torch.Generator(device=device).manual_seed(0)
-    rows = torch.randint(4, s.vocab_size, (s.batch_size, s.seq_len + (name == "reference")), device=device,
-                         generator=generator)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    times = []
-    for step in range(warmup + steps):
-        if device.type == "cuda":
+class Trainee:
+    """One model of the benchmark with its AdamW optimizer and a fixed batch."""
+
+    def __init__(self, name: str, params, device):
+        s = params.scale
+        torch.manual_seed(0)
+        if name == "reference":
+            self.model = ReferenceGPT(s.vocab_size, s.d_model, s.n_layers, s.n_heads, s.d_ff, s.seq_len + 1)
+        else:
+            self.model = build_model(model_spec(name, params))
+        self.model.to(device)
+        self.name, self.device = name, device
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=device.type == "cuda")
+        self.generator = torch.Generator(device=device).manual_seed(0)
+        self.rows = torch.randint(4, s.vocab_size, (s.batch_size, s.seq_len + (name == "reference")), device=device,
+                                  generator=self.generator)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def step_seconds(self) -> float:
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
         tic = time.perf_counter()
-        with autocast:
-            loss = model.training_loss(rows, generator)
+        with self.autocast:
+            loss = self.model.training_loss(self.rows, self.generator)
         loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss.item()
-        if step >= warmup:
-            times.append(time.perf_counter() - tic)
-    median = statistics.median(times)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.item()  # waits for the device
+        return time.perf_counter() - tic
+
+
+def interleaved_step_times(names, params, steps: int, warmup: int) -> dict[str, list[float]]:
+    """Step times of each model, the models taking turns step by step in this process, so that a
+    shared machine whose speed drifts slows them alike."""
+    device = resolve_device(params.train.device)
+    trainees = [Trainee(name, params, device) for name in names]
+    times = {name: [] for name in names}
+    for step in range(warmup + steps):
+        for trainee in trainees:
+            seconds = trainee.step_seconds()
+            if step >= warmup:
+                times[trainee.name].append(seconds)
+    return times
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's VmHWM, not ru_maxrss: a child's ru_maxrss starts
+    from its parent's peak (it survives exec), which would give every model the parent's figure."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
+
+
+def peak_memory(name: str, params, steps: int = 3) -> dict:
+    """Peak memory of a few training steps of one model, alone in this process."""
+    device = resolve_device(params.train.device)
+    trainee = Trainee(name, params, device)
+    for _ in range(steps):
+        trainee.step_seconds()
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    return {"model": name, "median_step_s": round(median, 4), "tokens_per_s": round(s.batch_size * s.seq_len / median, 1),
-            "peak_memory_mb": round(peak_mb, 1), "parameters": sum(p.numel() for p in set(model.parameters())),
-            "steps_timed": steps, "device": str(device)}
+        peak_mb = peak_rss_mb()
+    return {"peak_memory_mb": round(peak_mb, 1), "parameters": sum(p.numel() for p in set(trainee.model.parameters())),
+            "device": str(device)}
 
 
 def configured_params(args):
@@ -135,27 +169,29 @@ def main():
     args = parser.parse_args()
     params = configured_params(args)
     if args.only:
-        print(json.dumps(measure(args.only, params, args.steps, args.warmup)))
+        print(json.dumps(peak_memory(args.only, params)))
         return
 
-    passthrough = [arg for arg in sys.argv[1:] if not arg.startswith("--out")]
-    results = []
-    for name in ("reference", "ar", "mdlm", "sdd", "reference"):
-        out = subprocess.run([sys.executable, __file__, *passthrough, "--only", name], check=True,
-                             capture_output=True, text=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"  measured {name}: {results[-1]['median_step_s']:.4f} s/step", file=sys.stderr)
-    reference_runs = [r for r in results if r["model"] == "reference"]
-    reference_s = statistics.mean(r["median_step_s"] for r in reference_runs)
-    rows = [reference_runs[0] | {"median_step_s": round(reference_s, 4),
-                                 "tokens_per_s": round(params.scale.batch_size * params.scale.seq_len / reference_s, 1),
-                                 "reference_runs_s": [r["median_step_s"] for r in reference_runs]}]
-    rows += [r | {"ratio_to_reference": round(r["median_step_s"] / reference_s, 3)} for r in results[1:4]]
+    names = ("reference", "ar", "mdlm", "sdd")
+    times = interleaved_step_times(names, params, args.steps, args.warmup)
+    tokens_per_step = params.scale.batch_size * params.scale.seq_len
+    rows = []
+    for name in names:
+        memory = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name], check=True,
+                                capture_output=True, text=True).stdout  # its own process: its own peak
+        step_s = statistics.median(times[name])
+        row = {"model": name, "median_step_s": round(step_s, 4), "tokens_per_s": round(tokens_per_step / step_s, 1),
+               **json.loads(memory.strip().splitlines()[-1]), "steps_timed": args.steps}
+        if name != "reference":  # each step against the reference step of the same turn
+            row["ratio_to_reference"] = round(statistics.median(
+                t / ref for t, ref in zip(times[name], times["reference"])), 3)
+        rows.append(row)
     s = params.scale
     report = {"config": dataclasses.asdict(s) | {"k": params.k}, "device": rows[0]["device"],
               "torch": torch.__version__, "threads": torch.get_num_threads(), "results": rows}
     print(f"\nTraining step, {s.d_model}d x {s.n_layers} layers, batch {s.batch_size} x {s.seq_len} tokens, "
-          f"vocab {s.vocab_size}, on {rows[0]['device']} (median of {args.steps} steps after {args.warmup})")
+          f"vocab {s.vocab_size}, on {rows[0]['device']} (models taking turns; median of "
+          f"{args.steps} steps after {args.warmup})")
     print(f"{'model':<10} {'s/step':>9} {'tokens/s':>10} {'peak MB':>9} {'vs ref':>7}")
     for r in rows:
         print(f"{r['model']:<10} {r['median_step_s']:>9.4f} {r['tokens_per_s']:>10.0f} {r['peak_memory_mb']:>9.0f} "

@@ -78,3 +78,10 @@ def test_seed_conclusions_follow_the_figures():
     text = "\n".join(seed_conclusions(learner, fixed, REFERENCE, None))
     assert "representations\" (the seed's evidence: 54% accuracy)*: **confirmed**" in text
     assert "not learning\"*: **confirmed**" in text
+
+
+def test_cost_section_totals_the_stage_times():
+    from textdiff.report import cost_section
+
+    text = "\n".join(cost_section({"prepare": 30.0, "train@ar": 1770.4}))
+    assert "| train@ar | 1770 s |" in text and "**1800 s (30.0 min)**" in text

@@ -29,18 +29,19 @@ class BackboneConfig:
 
 
 def rotary_tables(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
-    """cos/sin tables of shape [N, head_dim/2] for integer positions [N]."""
+    """Full-width tables [N, head_dim] for integer positions [N]: cos, and sin with the sign that
+    `apply_rotary` needs on the first half."""
     inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim))
     angles = positions.float()[:, None] * inv_freq[None, :]
-    return angles.cos(), angles.sin()
+    return angles.cos().repeat(1, 2), torch.cat((-angles.sin(), angles.sin()), dim=-1)
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[..., :h], x[..., h:]) of x [B, H, N, head_dim] by the position angles."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
+    """Rotate pairs (x[..., i], x[..., i + h]) of x [..., N, head_dim] by the position angles:
+    (x1 cos - x2 sin, x2 cos + x1 sin), computed as x cos + swap_halves(x) signed_sin, which is four
+    tensor ops and gives the same floats as the pairwise formula."""
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin
 
 
 class KVCache:
@@ -91,8 +92,9 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, causal: bool, key_bias, cache: KVCache | None, layer: int):
         batch, length, width = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        qkv = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k = apply_rotary(qkv[:2], cos, sin)  # queries and keys in one pass
+        v = qkv[2]
         if cache is not None:
             k, v = cache.extend(layer, k, v)
         # With a cache, the new queries are the last positions: a single new query sees all keys,

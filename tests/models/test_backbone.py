@@ -64,3 +64,24 @@ def test_biased_attention_equals_sdpa_with_the_bias_as_mask():
     (expected_grad,) = torch.autograd.grad(expected.square().sum(), bias)
     (got_grad,) = torch.autograd.grad(got.square().sum(), bias)
     assert torch.allclose(got_grad, expected_grad, atol=1e-4)
+
+
+def test_rotary_rotates_each_pair_and_scores_depend_on_relative_position_only():
+    from textdiff.backbone import apply_rotary, rotary_tables
+
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 8), torch.randn(2, 8)
+    positions = torch.tensor([3, 10])
+    cos, sin = rotary_tables(positions, 8)
+    angles = positions[:, None].float() * 10000.0 ** (-torch.arange(0, 8, 2).float() / 8)
+    q1, q2 = q[:, :4], q[:, 4:]
+    pairwise = torch.cat((q1 * angles.cos() - q2 * angles.sin(), q2 * angles.cos() + q1 * angles.sin()), dim=-1)
+    assert torch.allclose(apply_rotary(q, cos, sin), pairwise, atol=1e-6)
+
+    def score(m, n):  # query at position m against key at position n
+        tables = rotary_tables(torch.tensor([m, n]), 8)
+        rq, rk = apply_rotary(q[:1], *(t[:1] for t in tables)), apply_rotary(k[:1], *(t[1:] for t in tables))
+        return (rq * rk).sum()
+
+    assert torch.allclose(score(2, 7), score(12, 17), atol=1e-5)
+    assert not torch.allclose(score(2, 7), score(2, 9), atol=1e-3)
