@@ -28,20 +28,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from textdiff.evaluate import timed_generation  # noqa: E402
+from textdiff.evaluate import generation_time_ms  # noqa: E402
 from textdiff.models import build_model, model_spec  # noqa: E402
 from textdiff.params import load_params  # noqa: E402
 from textdiff.train import resolve_device  # noqa: E402
-
-
-def interleaved_ms(cases: list, length: int, runs: int) -> list[float]:
-    """Median ms per batch-1 sample of each (model, sampling) case; the cases take turns within
-    every run, and run 0 is an untimed warm-up."""
-    times = [[] for _ in cases]
-    for run in range(runs + 1):
-        for case_times, (model, sampling) in zip(times, cases):
-            case_times.append(timed_generation(model, 1, length, run, sampling)[1])
-    return [statistics.median(t[1:]) for t in times]
 
 
 @torch.no_grad()
@@ -71,7 +61,8 @@ def ar_by_length(params, device, lengths: list[int], runs: int) -> tuple[list[di
     forward = forward_ms(model, [1, *lengths], runs=max(runs, 15))
     rows = []
     for length in lengths:
-        cached, recompute = interleaved_ms([(model, {"use_cache": True}), (model, {"use_cache": False})], length, runs)
+        cached, recompute = generation_time_ms([(model, {"use_cache": True}), (model, {"use_cache": False})],
+                                               length, runs, seed=0)
         rows.append({"length": length, "kv_cache_ms": round(cached, 2), "recompute_ms": round(recompute, 2),
                      "speedup": round(recompute / cached, 2),
                      "forward_cost_vs_one_position": round(forward[length] / forward[1], 2)})
@@ -100,7 +91,8 @@ def main():
     ]
     rows = []
     for group in groups:
-        times = interleaved_ms([(models[name], sampling) for _, name, sampling in group], args.length, args.runs)
+        times = generation_time_ms([(models[name], sampling) for _, name, sampling in group], args.length,
+                                   args.runs, seed=0)
         for (label, name, sampling), ms in zip(group, times):
             rows.append({"case": label, "model": name, "sampling": sampling, "ms_per_sample": round(ms, 2),
                          "tokens_per_s": round(args.length / ms * 1000, 1)})

@@ -61,10 +61,15 @@ def timed_generation(model, batch_size: int, length: int, seed: int, sampling: d
     return tokens, (time.perf_counter() - tic) * 1000
 
 
-def generation_time_ms(model, length: int, runs: int, sampling: dict, seed: int) -> float:
-    """Median wall time of one batch-1 sample of `length` tokens, after one untimed warm-up."""
-    times = [timed_generation(model, 1, length, seed + run, sampling)[1] for run in range(runs + 1)]
-    return statistics.median(times[1:])  # run 0 is the warm-up
+def generation_time_ms(cases: list, length: int, runs: int, seed: int) -> list[float]:
+    """Median wall time of one batch-1 sample of `length` tokens for each (model, sampling) case.
+    The cases take turns within every run, so a machine whose speed drifts slows them alike;
+    run 0 is an untimed warm-up."""
+    times = [[] for _ in cases]
+    for run in range(runs + 1):
+        for case_times, (model, sampling) in zip(times, cases):
+            case_times.append(timed_generation(model, 1, length, seed + run, sampling)[1])
+    return [statistics.median(t[1:]) for t in times]
 
 
 def sweep_settings(model_name: str, default: dict, steps: tuple, temperatures: tuple) -> list[dict]:
@@ -105,7 +110,8 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, jud
         train_tokens=summary["tokens_seen"],
         train_wall_s=summary["train_wall_s"],
         train_tokens_per_s=summary["train_tokens_per_s"],
-        gen_ms_per_sample=round(generation_time_ms(model, ev.sample_length, ev.timing_runs, sampling, params.seed), 2),
+        gen_ms_per_sample=round(
+            generation_time_ms([(model, sampling)], ev.sample_length, ev.timing_runs, params.seed)[0], 2),
         gen_tokens=ev.sample_length,
         gen_steps=sampling.get("steps", ev.sample_length),  # AR takes one network call per token
         gen_temperature=sampling["temperature"],
