@@ -308,21 +308,23 @@ def seed_conclusions(seed: dict, variants: dict, reference: dict, ar: dict | Non
     by_k = {v["metrics"]["model_spec"]["k"]: v["metrics"] for v in variants.values() if set(v["overrides"]) == {"k"}}
     by_k[seed["model_spec"]["k"]] = seed
     curriculum = next((v["metrics"] for v in variants.values() if v["overrides"] == {"sdd.k_curriculum": True}), None)
-    distance = {id(m): distance_to_real_text(m, reference) for m in [seed, *by_k.values(), curriculum] if m}
+
+    def distance(m: dict) -> float:
+        return distance_to_real_text(m, reference)
 
     def described(m: dict) -> str:
-        return (f"distance {distance[id(m)]:.2f} (judge perplexity {m['sample_judge_perplexity']:.0f}, entropy "
+        return (f"distance {distance(m):.2f} (judge perplexity {m['sample_judge_perplexity']:.0f}, entropy "
                 f"{m['sample_entropy']:.2f}{', repetitive' if _degenerate(m, reference) else ''})")
     k = seed["model_spec"]["k"]
     if curriculum:
-        same = _close(distance[id(curriculum)], distance[id(seed)])
+        same = _close(distance(curriculum), distance(seed))
         lines.append(
             f"- *\"Fixed k={k} works as well as the curriculum\"*: **{'confirmed' if same else 'refuted'}** (as well = "
             f"distances to real text within {SAME_WITHIN:.0%}): fixed k={k} {described(seed)}; curriculum "
             f"{described(curriculum)}.")
     others = {kk: m for kk, m in by_k.items() if kk != k}
     if others:
-        holds = distance[id(seed)] <= (1 + SAME_WITHIN) * min(distance[id(m)] for m in others.values())
+        holds = distance(seed) <= (1 + SAME_WITHIN) * min(distance(m) for m in others.values())
         cells = "; ".join(f"k={kk}: {described(m)}" for kk, m in sorted(by_k.items()))
         lines.append(f"- *\"Different k values: fixed k={k} works\"*: **{'confirmed' if holds else 'refuted'}** "
                      f"(k={k} within {SAME_WITHIN:.0%} of the closest other k, or closer): {cells}.")
