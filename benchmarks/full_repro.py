@@ -22,6 +22,9 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from textdiff.io import write_json  # noqa: E402
 
 
 def main():
@@ -48,8 +51,7 @@ def main():
         "torch_threads": torch.get_num_threads(),
         "date": datetime.date.today().isoformat(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(f"full dvc repro: {wall / 60:.1f} min ({len(result['stages_run'])} stages)")
 
 

@@ -1,4 +1,4 @@
-"""GPU check at the seed scale: for AR, MDLM and SDD, step time, peak memory and MFU, then a
+"""GPU check at the seed scale: for every model of the study, step time, peak memory and MFU, then a
 short training run of each through the study's own training loop. Sized for one 10-minute call
 on a lent H100 (the device tool): about 1 minute of timing and 200 training steps per model.
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -26,9 +27,10 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from textdiff.data import load_rows, save_rows  # noqa: E402
-from textdiff.params import parse_params  # noqa: E402
+from textdiff.models import model_names  # noqa: E402
+from textdiff.study import parse_params  # noqa: E402
 from textdiff.train import train  # noqa: E402
-from train_step import measure  # noqa: E402
+from train_step import interleaved_step_times, peak_memory  # noqa: E402
 
 
 def main():
@@ -46,7 +48,7 @@ def main():
     params = parse_params(raw)
     scale = params.scale
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "scale": dataclasses.asdict(scale),
-               "k": params.k, "models": {}}
+               "model_params": {name: dataclasses.asdict(params.models[name]) for name in model_names()}, "models": {}}
     rows_path = REPO / "data" / "packed" / "train.npy"
     with tempfile.TemporaryDirectory() as tmp:
         if rows_path.exists() and load_rows(rows_path).shape[1] == scale.seq_len:
@@ -56,9 +58,10 @@ def main():
             rng = np.random.default_rng(0)
             save_rows(rows_path, rng.integers(4, scale.vocab_size, (20000, scale.seq_len)).astype(np.uint16))
             data = "random token rows"
-        for name in ("ar", "mdlm", "sdd"):
+        for name in model_names():
             torch.cuda.reset_peak_memory_stats()
-            timing = measure(name, params, steps=20, warmup=5)
+            step_s = statistics.median(interleaved_step_times([name], params, steps=20, warmup=5)[name])
+            timing = {"median_step_s": round(step_s, 4), **peak_memory(name, params)}
             short = dataclasses.replace(params, scale=dataclasses.replace(scale, steps=args.steps,
                                                                           warmup_steps=min(50, args.steps // 4)))
             tic = time.perf_counter()

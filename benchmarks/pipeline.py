@@ -7,7 +7,6 @@ Run from the repository root after a complete `dvc repro`; it fails if anything 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -16,6 +15,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from textdiff.io import write_json  # noqa: E402
 
 
 def main():
@@ -34,8 +36,7 @@ def main():
     report = {"no_change_repro_s": {"median": round(statistics.median(times), 3),
                                     "runs": [round(t, 3) for t in times]}}
     print(f"no-change dvc repro: median {report['no_change_repro_s']['median']:.2f} s over {args.runs} runs")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -14,19 +14,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "reports" / "benchmarks"
+sys.path.insert(0, str(REPO / "src"))
+
+from textdiff.io import write_text  # noqa: E402
 
 
-def kv_cache_lines(gen: dict) -> list[str]:
-    """The AR cache against recompute by sample length, and what a forward over L positions costs."""
-    rows = gen.get("ar_kv_cache_by_length")
-    if not rows:
+def by_length_lines(gen: dict) -> list[str]:
+    """A model's two generation cases by sample length (AR: KV cache against recompute), and what a forward
+    over L positions costs."""
+    study = gen.get("by_length")
+    if not study:
         return []
-    forward = gen["ar_forward_ms"]
-    lines = ["", f"AR with and without the KV cache by sample length (same model size, room for {rows[-1]['length']} "
-             "positions). The last column is what one forward over L positions costs against one over a single "
-             "position: recomputing pays the former per token at the end of a sample, the cache the latter:", "",
-             "| tokens | KV cache (ms) | recompute (ms) | speed-up | forward(L) / forward(1) |", "|---|---|---|---|---|"]
-    lines += [f"| {r['length']} | {r['kv_cache_ms']:.1f} | {r['recompute_ms']:.1f} | {r['speedup']:.2f}x "
+    rows, forward, fast, slow = study["rows"], study["forward_ms"], study["fast"], study["slow"]
+    lines = ["", f"{study['model']}, {fast} against {slow}, by sample length (same model size, room for "
+             f"{rows[-1]['length']} positions). The last column is what one forward over L positions costs against "
+             f"one over a single position: recomputing pays the former per token at the end of a sample, the cache "
+             "the latter:", "",
+             f"| tokens | {fast} (ms) | {slow} (ms) | speed-up | forward(L) / forward(1) |", "|---|---|---|---|---|"]
+    lines += [f"| {r['length']} | {r['fast_ms']:.1f} | {r['slow_ms']:.1f} | {r['speedup']:.2f}x "
               f"| {r['forward_cost_vs_one_position']:.2f} |" for r in rows]
     first = rows[0]
     lines += ["", f"A forward over {first['length']} positions costs only {first['forward_cost_vs_one_position']:.1f}x one "
@@ -43,20 +48,21 @@ def summary() -> str:
     pipe = json.loads((OUT / "pipeline.json").read_text())
     c = train["config"]
     lines = [f"Training step ({c['d_model']}d, {c['n_layers']} layers, batch {c['batch_size']} x {c['seq_len']} tokens, "
-             f"vocab {c['vocab_size']}, k={c['k']}; {train['device']}, {train['threads']} threads; "
-             "median step time; reference: a plain SDPA transformer of the same size):", "",
+             f"vocab {c['vocab_size']}; {train['device']}, {train['threads']} threads; "
+             "median step time; reference: a plain SDPA transformer of the same size; each model's own params in "
+             "train_step.json):", "",
              "| model | s/step | tokens/s | peak memory (MB) | vs reference |", "|---|---|---|---|---|"]
     for r in train["results"]:
         lines.append(f"| {r['model']} | {r['median_step_s']:.3f} | {r['tokens_per_s']:.0f} | {r['peak_memory_mb']:.0f} "
                      f"| {r.get('ratio_to_reference', 1.0):.2f} |")
-    lines += ["", f"Generation at batch 1, {gen['length']} tokens, {gen['steps']} sampling steps for MDLM and SDD "
-              f"({gen['device']}, median of {gen['runs']} runs after a warm-up):", "",
+    lines += ["", f"Generation at batch 1, {gen['length']} tokens, {gen['steps']} sampling steps where a sampler takes "
+              f"steps ({gen['device']}, median of {gen['runs']} runs after a warm-up):", "",
               "| case | ms per sample | tokens/s |", "|---|---|---|"]
     lines += [f"| {r['case']} | {r['ms_per_sample']:.1f} | {r['tokens_per_s']:.0f} |" for r in gen["results"]]
-    lines += kv_cache_lines(gen)
-    lines += ["", f"KV-cache speed-up for AR: {gen['speedups']['ar_kv_cache']:.1f}x; "
-              f"MDLM cached vs uncached sampler: {gen['speedups']['mdlm_cache']:.1f}x. "
-              f"A no-change `dvc repro` takes {pipe['no_change_repro_s']['median']:.2f} s (median of "
+    lines += by_length_lines(gen)
+    lines += ["", "; ".join(f"{s['model']}: {s['fast']} {s['speedup']:.1f}x faster than {s['slow']}"
+                            for s in gen["speedups"])
+              + f". A no-change `dvc repro` takes {pipe['no_change_repro_s']['median']:.2f} s (median of "
               f"{len(pipe['no_change_repro_s']['runs'])})."]
     full = OUT / "full_repro.json"
     if full.exists():
@@ -74,7 +80,7 @@ def main():
     if not args.summary:
         for script in ("train_step.py", "generation.py", "pipeline.py"):
             subprocess.run([sys.executable, str(REPO / "benchmarks" / script)], cwd=REPO, check=True)
-    (OUT / "summary.md").write_text(summary())
+    write_text(OUT / "summary.md", summary())
     print(summary())
 
 

@@ -30,9 +30,10 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from textdiff.models import build_model, model_spec  # noqa: E402
-from textdiff.params import load_params  # noqa: E402
-from textdiff.train import resolve_device  # noqa: E402
+from textdiff.io import write_json  # noqa: E402
+from textdiff.models import build_model, model_names, model_spec  # noqa: E402
+from textdiff.study import load_params  # noqa: E402
+from textdiff.device import resolve_device  # noqa: E402
 
 
 class ReferenceBlock(nn.Module):
@@ -172,7 +173,7 @@ def main():
         print(json.dumps(peak_memory(args.only, params)))
         return
 
-    names = ("reference", "ar", "mdlm", "sdd")
+    names = ("reference", *model_names())
     times = interleaved_step_times(names, params, args.steps, args.warmup)
     tokens_per_step = params.scale.batch_size * params.scale.seq_len
     rows = []
@@ -187,7 +188,8 @@ def main():
                 t / ref for t, ref in zip(times[name], times["reference"])), 3)
         rows.append(row)
     s = params.scale
-    report = {"config": dataclasses.asdict(s) | {"k": params.k}, "device": rows[0]["device"],
+    model_params = {name: dataclasses.asdict(params.models[name]) for name in model_names()}
+    report = {"config": dataclasses.asdict(s), "model_params": model_params, "device": rows[0]["device"],
               "torch": torch.__version__, "threads": torch.get_num_threads(), "results": rows}
     print(f"\nTraining step, {s.d_model}d x {s.n_layers} layers, batch {s.batch_size} x {s.seq_len} tokens, "
           f"vocab {s.vocab_size}, on {rows[0]['device']} (models taking turns; median of "
@@ -196,8 +198,7 @@ def main():
     for r in rows:
         print(f"{r['model']:<10} {r['median_step_s']:>9.4f} {r['tokens_per_s']:>10.0f} {r['peak_memory_mb']:>9.0f} "
               f"{r.get('ratio_to_reference', 1.0):>7.3f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)
 
 
 if __name__ == "__main__":

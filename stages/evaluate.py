@@ -4,23 +4,22 @@ import sys
 
 from tokenizers import Tokenizer
 
-from textdiff.cli import UsageError, run_stage
+from textdiff.cli import run_stage
 from textdiff.evaluate import evaluate, write_outputs
-from textdiff.models import MODEL_NAMES
-from textdiff.params import load_params
-from textdiff.train import resolve_device
+from textdiff.models import model_class, model_names
+from textdiff.study import load_params
+from textdiff.device import resolve_device
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", help=", ".join(MODEL_NAMES))
+    parser.add_argument("model", help=", ".join(model_names()))
     parser.add_argument("--rows", default="data/packed/valid.npy")
     parser.add_argument("--tokenizer", default="data/tokenizer.json")
     parser.add_argument("--judge", default="models/judge")
     parser.add_argument("--out", default=None, help="default: eval/<model>")
     args = parser.parse_args()
-    if args.model not in MODEL_NAMES:
-        raise UsageError(f"unknown model {args.model!r}; expected one of {', '.join(MODEL_NAMES)}")
+    model_class(args.model)  # an unknown name fails here, in one line
     params = load_params()
     device = resolve_device(params.train.device)
     metrics, samples, sweep = evaluate(f"models/{args.model}", args.rows, Tokenizer.from_file(args.tokenizer),

@@ -9,8 +9,10 @@ from textdiff.data import load_rows
 from textdiff.evaluate import validation_metrics
 from textdiff.io import write_json
 from textdiff.judge import judge_params, reference_quality
-from textdiff.params import load_params
-from textdiff.train import load_trained, resolve_device, train
+from textdiff.study import load_params
+from textdiff.checkpoints import load_trained
+from textdiff.device import resolve_device
+from textdiff.train import train
 
 
 def main():

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from textdiff.cli import run_stage
-from textdiff.models import MODEL_NAMES
+from textdiff.models import model_names
 from textdiff.io import write_text
 from textdiff.report import README_BLOCKS, build_report, replace_block
 
@@ -24,7 +24,7 @@ def main():
             text = replace_block(text, name, Path(path).read_text(encoding="utf-8"))
         write_text(readme, text)
         return
-    build_report("eval", "models", "data", args.out, MODEL_NAMES)
+    build_report("eval", "models", "data", args.out, model_names())
 
 
 if __name__ == "__main__":

@@ -2,21 +2,20 @@
 import argparse
 import sys
 
-from textdiff.cli import UsageError, run_stage
-from textdiff.models import MODEL_NAMES
-from textdiff.params import load_params
+from textdiff.cli import run_stage
+from textdiff.models import model_class, model_names
+from textdiff.study import load_params
 from textdiff.train import train
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("model", help=", ".join(MODEL_NAMES))
+    parser.add_argument("model", help=", ".join(model_names()))
     parser.add_argument("--rows", default="data/packed/train.npy")
     parser.add_argument("--out", default=None, help="default: models/<model>")
     parser.add_argument("--checkpoints", default=".cache/checkpoints")
     args = parser.parse_args()
-    if args.model not in MODEL_NAMES:
-        raise UsageError(f"unknown model {args.model!r}; expected one of {', '.join(MODEL_NAMES)}")
+    model_class(args.model)  # an unknown name fails here, in one line
     params = load_params()  # before anything expensive: bad params fail here
     summary = train(args.model, params, args.rows, args.out or f"models/{args.model}", args.checkpoints)
     print(summary)

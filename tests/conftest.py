@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from textdiff.params import parse_params
+from textdiff.study import parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "tinystories"

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from textdiff.data import DataError, held_out, load_stories, pack, prepare, read_local, read_stories
-from textdiff.params import parse_params
+from textdiff.data import held_out, load_stories, pack, prepare, read_local, read_stories
+from textdiff.errors import DataError
+from textdiff.study import parse_params
 from textdiff.tokenizer import SPECIAL_IDS, train_tokenizer
 
 

@@ -1,13 +1,14 @@
 import pytest
 import yaml
 
-from textdiff.params import ParamError, load_params, parse_params
+from textdiff.errors import ParamError
+from textdiff.study import load_params, parse_params
 from tests.conftest import REPO
 
 
 def test_committed_params_are_valid():
     params = load_params(REPO / "params.yaml")
-    assert params.scale_name == "cpu" and params.k == 8
+    assert params.scale_name == "cpu" and params.models["sdd"].k == 8
 
 
 def test_seed_scale_is_the_seed_projects_config():

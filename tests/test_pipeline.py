@@ -35,8 +35,9 @@ def study(tmp_path_factory):
     for local in (".dvc/cache", ".dvc/tmp", ".dvc/config.local"):
         shutil.rmtree(work / local, ignore_errors=True)
     (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
-    (work / "eval").mkdir()
-    (work / "eval" / "sdd_variants.json").write_text('{"variants": {}}')  # no variant experiment run yet
+    (work / "eval" / "experiments").mkdir(parents=True)
+    (work / "eval" / "experiments" / "sdd_variants.json").write_text(  # no variant experiment run yet
+        '{"models": ["sdd"], "runs": {}, "command": "python stages/experiments.py sdd_variants", "not_run": []}')
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TINYSTORIES_DIR": str(shared),
            "PYTHONPATH": str(work / "src"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
@@ -78,15 +79,18 @@ def test_lock_lists_k_and_sdd_noise_only_for_sdd(study):
 
 def test_sdd_variant_runs_as_an_experiment_that_reaches_only_the_report(study):
     work, env, _ = study
-    output = run([sys.executable, "stages/sdd_variants.py", "swap-uniform"], work, env)
+    output = run([sys.executable, "stages/experiments.py", "sdd_variants", "swap-uniform"], work, env)
     assert stages_run(output) == {"train@sdd", "evaluate@sdd"}
     status = run(["git", "status", "--porcelain"], work, env)
-    assert status.split() == ["M", "eval/sdd_variants.json"], status  # the workspace is left as it was
-    variant = json.loads((work / "eval" / "sdd_variants.json").read_text())["variants"]["swap-uniform"]
+    assert status.split() == ["M", "eval/experiments/sdd_variants.json"], status  # the workspace is left as it was
+    collected = json.loads((work / "eval" / "experiments" / "sdd_variants.json").read_text())
+    variant = collected["runs"]["swap-uniform"]
+    assert collected["models"] == ["sdd"] and set(variant["models"]) == {"sdd"}
+    assert "k1" in collected["not_run"]
     exp_params = yaml.safe_load(run(["git", "show", f"{variant['experiment_commit']}:params.yaml"], work, env))
     assert exp_params["sdd"]["index_swap"] == "uniform" and exp_params["sdd"]["shuffle_slots"] is True
     assert exp_params["sample"]["sdd"]["sweep"] is False
-    assert variant["metrics"]["diagnostics"]["by_t_bucket"] and variant["samples"]
+    assert variant["models"]["sdd"]["metrics"]["diagnostics"]["by_t_bucket"] and variant["models"]["sdd"]["samples"]
     assert stages_run(run(["dvc", "repro"], work, env)) == {"report"}
     assert "swap-uniform" in (work / "reports" / "report.md").read_text()
 

@@ -16,7 +16,8 @@ from textdiff.data import save_rows
 from textdiff.evaluate import evaluate
 from textdiff.io import atomic_path, write_json
 from textdiff.tokenizer import train_tokenizer
-from textdiff.train import load_trained, train
+from textdiff.checkpoints import load_trained
+from textdiff.train import train
 from tests.conftest import REPO, micro_params_dict
 
 

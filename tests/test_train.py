@@ -5,9 +5,10 @@ import torch
 from safetensors.torch import load_file
 
 from textdiff.data import save_rows
-from textdiff.models import MODEL_NAMES, model_spec
-from textdiff.train import (CheckpointMismatch, NonFiniteLoss, checkpoint_path, file_sha256, learning_rate,
-                            load_trained, run_fingerprint, train)
+from textdiff.checkpoints import checkpoint_path, file_sha256, load_trained
+from textdiff.errors import CheckpointMismatch, DataError, NonFiniteLoss
+from textdiff.models import model_names, model_spec
+from textdiff.train import learning_rate, run_fingerprint, train
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert learning_rate(100, 1.0, 10, 100, 0.1) == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize("model", MODEL_NAMES)
+@pytest.mark.parametrize("model", model_names())
 def test_training_writes_safetensors_and_learns(model, micro_params, rows_path, tmp_path):
     params = dataclasses.replace(micro_params, scale=dataclasses.replace(micro_params.scale, steps=30))
     summary = train(model, params, rows_path, tmp_path / model, tmp_path / "ckpt", progress=False)
@@ -88,7 +89,6 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(micro
 
 
 def test_rows_of_another_length_than_seq_len_stop_before_training(micro_params, rows_path, tmp_path):
-    from textdiff.data import DataError
 
     params = dataclasses.replace(micro_params, scale=dataclasses.replace(micro_params.scale, seq_len=32))
     with pytest.raises(DataError, match="rows of 16 tokens.*seq_len is 32"):

@@ -11,17 +11,8 @@ import warnings  # noqa: E402
 
 import torch  # noqa: E402
 
-from .data import DataError  # noqa: E402
+from .errors import EXPECTED_ERRORS, UsageError  # noqa: E402,F401  (UsageError: for the stages)
 from .io import write_json  # noqa: E402
-from .params import ParamError  # noqa: E402
-from .train import CheckpointMismatch, NonFiniteLoss  # noqa: E402
-
-
-class UsageError(ValueError):
-    """A bad command-line argument of a stage."""
-
-
-EXPECTED_ERRORS = (ParamError, DataError, NonFiniteLoss, CheckpointMismatch, UsageError)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

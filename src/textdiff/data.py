@@ -18,16 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataError
 from .io import atomic_path, write_json
 from .tokenizer import SPECIAL_IDS
 
 LOCAL_DIR_ENV = "TINYSTORIES_DIR"
 STORY_SEPARATOR = "<|endoftext|>"
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
-
-
-class DataError(ValueError):
-    """Source data that cannot give a trustworthy dataset."""
 
 
 @dataclass

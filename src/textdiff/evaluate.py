@@ -12,22 +12,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from .checkpoints import load_trained
 from .data import load_rows
 from .io import read_json, write_json, write_text
+from .models import PERPLEXITY_MEANING
 from .sample_quality import sample_quality
-from .sdd_diagnostics import sdd_diagnostics
 from .tokenizer import decode
-from .train import load_trained
 
-# Model-specific diagnostics, by model name: SDD's copying-versus-modelling measurements.
-DIAGNOSTICS = {"sdd": sdd_diagnostics}
-DIAGNOSTIC_ROWS = 128  # validation rows for the diagnostics (each costs 3 network passes per t bucket)
-
-PERPLEXITY_MEANING = {
-    "exact": "exp(validation NLL per token): an exact likelihood",
-    "bound": "exp(NELBO per token), averaged over several t per row: an upper bound on the true perplexity",
-    "denoising cross-entropy": "exp(cross-entropy of the denoiser at random t): not a likelihood",
-}
+DIAGNOSTIC_ROWS = 128  # validation rows for a model's diagnostics (SDD's cost 3 network passes per t bucket)
 
 
 def validation_metrics(model, rows: torch.Tensor, batch_size: int, generator, **options) -> dict:
@@ -72,7 +64,7 @@ def generation_time_ms(cases: list, length: int, runs: int, seed: int) -> list[f
     return [statistics.median(t[1:]) for t in times]
 
 
-def sweep_settings(model_name: str, default: dict, steps: tuple, temperatures: tuple) -> list[dict]:
+def sweep_settings(default: dict, steps: tuple, temperatures: tuple) -> list[dict]:
     """The default setting first, then each temperature (at default steps) and, for the diffusion
     models, each step count (at the default temperature); no setting twice."""
     settings = [dict(default)] + [{**default, "temperature": t} for t in temperatures]
@@ -93,6 +85,19 @@ def judged_generation(model, judge, setting: dict, num_samples: int, length: int
     return tokens, row
 
 
+def sample_metrics(row: dict) -> dict:
+    """The default setting's sweep row as metrics: the quality of its samples, and batched time per sample."""
+    return {
+        "sample_ms_per_sample": row["ms_per_sample"],
+        "sample_judge_perplexity": row["judge_perplexity"],
+        "sample_entropy": row["entropy"],
+        "sample_distinct_1": row["distinct_1"],
+        "sample_distinct_2": row["distinct_2"],
+        "sample_distinct_3": row["distinct_3"],
+        "sample_repeat_4gram_rate": row["repeat_4gram_rate"],
+    }
+
+
 def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, judge_dir,
              device="cpu") -> tuple[dict, dict, list[dict]]:
     """(metrics, samples, sweep rows) for the model trained into model_dir."""
@@ -101,9 +106,9 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, jud
     summary = read_json(Path(model_dir) / "train_summary.json")
     ev, sampling = params.evaluate, params.sample[model_name]
     rows = torch.from_numpy(load_rows(valid_rows_path).astype("int64"))[: ev.max_valid_rows].to(device)
-    options = {"t_draws": ev.mdlm_t_draws} if model_name == "mdlm" else {}
     generator = torch.Generator(device=device).manual_seed(params.seed)
-    metrics = {"model": model_name, "model_spec": config["spec"], **validation_metrics(model, rows, ev.batch_size, generator, **options)}
+    metrics = {"model": model_name, "model_spec": config["spec"],
+               **validation_metrics(model, rows, ev.batch_size, generator, **params.validation[model_name])}
     metrics.update(
         parameters=summary["parameters"],
         train_steps=summary["steps"],
@@ -118,19 +123,18 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, jud
         sampler={key: value for key, value in sampling.items() if key not in ("steps", "temperature")},
         device=str(device),
     )
-    if model_name in DIAGNOSTICS:
-        metrics["diagnostics"] = DIAGNOSTICS[model_name](model, rows[:DIAGNOSTIC_ROWS], generator, ev.batch_size,
-                                                         sampling, ev.sample_length)
+    diagnostics = model.diagnostics(rows[:DIAGNOSTIC_ROWS], generator, ev.batch_size, sampling, ev.sample_length)
+    if diagnostics is not None:
+        metrics["diagnostics"] = diagnostics
     sweep, default_tokens = [], None
-    settings = sweep_settings(model_name, sampling, ev.sweep_steps, ev.sweep_temperatures) if params.sweep[
+    settings = sweep_settings(sampling, ev.sweep_steps, ev.sweep_temperatures) if params.sweep[
         model_name] else [sampling]
     for setting in tqdm(settings, desc=f"sample sweep {model_name}", leave=False, dynamic_ncols=True):
         tokens, row = judged_generation(model, judge, setting, ev.num_samples, ev.sample_length, params.seed)
         sweep.append({"model": model_name, **row})
         if default_tokens is None:  # the first setting is the default one
             default_tokens = tokens
-            metrics.update({f"sample_{key}": value for key, value in row.items()
-                            if key not in ("steps", "temperature")}, sample_count=ev.num_samples)
+            metrics.update(sample_metrics(row), sample_count=ev.num_samples)
     samples = {"model": model_name, "sampling": sampling, "length": ev.sample_length, "seed": params.seed,
                "samples": [decode(tokenizer, row.tolist()) for row in default_tokens.cpu()]}
     return metrics, samples, sweep

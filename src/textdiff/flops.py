@@ -4,6 +4,7 @@ A training step costs about 6 FLOPs per weight per position it is applied to (fo
 2, backward 4), plus 12 * layers * d_model * context per position for the attention
 scores and their weighted sums. Embedding lookups are free; the output head is a matmul
 applied at every predicted position. MFU = achieved model FLOP/s / the chip's peak.
+Each model states its own positions (models/*.py: `training_flops_per_row`).
 """
 from __future__ import annotations
 
@@ -20,11 +21,10 @@ def peak_flops(device: torch.device) -> float | None:
     return next((peak for fragment, peak in PEAK_BF16_FLOPS.items() if fragment in name), None)
 
 
-def training_flops_per_row(model, seq_len: int) -> float:
-    """FLOPs of one training row of seq_len tokens (forward and backward)."""
-    positions = seq_len * model.positions_per_token  # SDD attends over k candidates per token
-    config = model.backbone.config
-    backbone_weights = sum(p.numel() for name, p in model.backbone.named_parameters() if p.dim() == 2)
-    head = model.head.weight.numel()  # applied once per token (SDD: after its readout over the k)
+def transformer_training_flops(backbone, head_weights: int, positions: int, predicted: int) -> float:
+    """FLOPs of one training row (forward and backward): the backbone over `positions` positions,
+    the output head (`head_weights` weights) at `predicted` positions."""
+    config = backbone.config
+    backbone_weights = sum(p.numel() for p in backbone.parameters() if p.dim() == 2)
     attention = 12 * config.n_layers * config.d_model * positions * positions
-    return 6 * backbone_weights * positions + 6 * head * seq_len + attention
+    return 6 * backbone_weights * positions + 6 * head_weights * predicted + attention

@@ -10,18 +10,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .analysis import (ENTROPY_FLOOR, SAME_WITHIN, best_at_equal_time, closest_to_real_text,  # noqa: E402
+                       degenerate, distance_to_real_text, seed_conclusions, state_accuracy)
 from .io import atomic_path, read_json, write_text  # noqa: E402
+from .models import MODELS  # noqa: E402
 
-DISPLAY_NAMES = {"ar": "AR", "mdlm": "MDLM", "sdd": "SDD"}
-LOSS_MEANING = {
-    "ar": "next-token cross-entropy",
-    "mdlm": "NELBO per token (masked cross-entropy weighted by 1/t)",
-    "sdd": "denoising cross-entropy at random t",
-}
 SAMPLES_QUOTED = 2
-# A sample set whose unigram entropy is below this share of real text's counts as degenerate
-# (repetitive) when picking which model writes best: low judge perplexity alone can come from repetition.
-ENTROPY_FLOOR = 0.9
+#: The experiment group whose runs the report's "Why SDD repeats" section shows (eval/experiments/<group>.json).
+VARIANTS_GROUP = "sdd_variants"
+
+
+def display_name(name: str) -> str:
+    return MODELS[name].display_name
 
 
 def _perplexity_cell(metrics: dict) -> str:
@@ -66,7 +66,7 @@ def plot_training_loss(logs: dict[str, pd.DataFrame], path: Path) -> None:
         line, = ax.plot(log["step"], log["loss"], alpha=0.25, linewidth=0.8)
         smooth = log["loss"].rolling(window=max(1, len(log) // 30), min_periods=1).mean()
         ax.plot(log["step"], smooth, color=line.get_color(), linewidth=1.8,
-                label=f"{DISPLAY_NAMES[name]}: {LOSS_MEANING[name]}")
+                label=f"{display_name(name)}: {MODELS[name].loss_meaning}")
     _finish_plot(fig, ax, "training step", "training loss (nats per token)",
                  "Training loss (each model's own objective; faint: per step, bold: moving mean)", path)
 
@@ -96,25 +96,23 @@ def _sampler_note(m: dict) -> str:
     return "".join(f", {note}" for note in notes if note)
 
 
-def labelled_rows(metrics: dict[str, dict], variants: dict, best: str | None) -> dict[str, dict]:
-    """Table rows by label: each model, with SDD shown as the seed's design and, if run, its best variant."""
+def labelled_rows(metrics: dict[str, dict], variants: dict, best: str | None,
+                  variants_model: str | None) -> dict[str, dict]:
+    """Table rows by label: each model; the variants' model shown as the seed's design and, if run, its best variant."""
     rows = {}
     for name, m in metrics.items():
-        rows[f"{DISPLAY_NAMES[name]} (seed design)" if name == "sdd" and best else DISPLAY_NAMES[name]] = m
-        if name == "sdd" and best:
-            rows[f"SDD best variant: {best}"] = variants[best]["metrics"]
+        shown_with_variant = name == variants_model and best
+        rows[f"{display_name(name)} (seed design)" if shown_with_variant else display_name(name)] = m
+        if shown_with_variant:
+            rows[f"{display_name(name)} best variant: {best}"] = variants[best]["metrics"]
     return rows
-
-
-def _setting_label(row) -> str:
-    return f"{DISPLAY_NAMES[row['model']]} {int(row['steps'])} steps T={row['temperature']}"
 
 
 def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time_path: Path) -> None:
     """Judge perplexity against entropy (one point per setting), and against sampling time."""
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     for name, group in sweeps.groupby("model", sort=False):
-        ax.scatter(group["entropy"], group["judge_perplexity"], label=DISPLAY_NAMES[name], s=30)
+        ax.scatter(group["entropy"], group["judge_perplexity"], label=display_name(name), s=30)
         for _, row in group.iterrows():
             ax.annotate(f"{int(row['steps'])}s T{row['temperature']}", (row["entropy"], row["judge_perplexity"]),
                         fontsize=6, xytext=(3, 2), textcoords="offset points")
@@ -126,31 +124,23 @@ def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     for name, group in sweeps.groupby("model", sort=False):
         group = group.sort_values("ms_per_sample")
-        ax.plot(group["ms_per_sample"], group["judge_perplexity"], marker="o", label=DISPLAY_NAMES[name])
+        ax.plot(group["ms_per_sample"], group["judge_perplexity"], marker="o", label=display_name(name))
     ax.axhline(reference["judge_perplexity"], color="black", linestyle="--", linewidth=1, label="validation text")
     ax.set_xscale("log")
     _finish_plot(fig, ax, "sampling wall time per sample (ms, batched)", "judge perplexity (lower is better)",
                  "Sample quality against sampling time (every sweep setting)", time_path)
 
 
-def best_at_equal_time(sweeps: pd.DataFrame, reference: dict) -> str:
-    """Which model writes best when every model gets the same sampling time, in words, from the numbers."""
-    budget = sweeps.groupby("model")["ms_per_sample"].min().max()
-    floor = ENTROPY_FLOOR * reference["entropy"]
-    picks = []
-    for name, group in sweeps[sweeps["ms_per_sample"] <= budget].groupby("model", sort=False):
-        fair = group[group["entropy"] >= floor]
-        pool = fair if len(fair) else group
-        best = pool.loc[pool["judge_perplexity"].idxmin()]
-        picks.append((best["judge_perplexity"], best, len(fair) > 0))
-    picks.sort(key=lambda pick: (not pick[2], pick[0]))
-    described = [f"{_setting_label(row)}: judge perplexity {ppl:.1f}, entropy {row['entropy']:.2f}"
-                 + ("" if fair else " (below the entropy floor: repetitive)") for ppl, row, fair in picks]
-    winner = picks[0][1]
-    return (f"At equal sampling time (at most {budget:.1f} ms per sample, the slowest model's fastest setting; "
-            f"settings whose entropy is below {ENTROPY_FLOOR:.0%} of real text's {reference['entropy']:.2f} nats "
-            f"count as repetitive and rank last), **{DISPLAY_NAMES[winner['model']]} writes best**. "
-            f"Best setting of each model within that time: " + "; ".join(described) +
+def equal_time_paragraph(ranking: dict, reference: dict) -> str:
+    """analysis.best_at_equal_time in words."""
+    described = [f"{display_name(p['model'])} {p['steps']} steps T={p['temperature']}: judge perplexity "
+                 f"{p['judge_perplexity']:.1f}, entropy {p['entropy']:.2f}"
+                 + (" (below the entropy floor: repetitive)" if p["repetitive"] else "") for p in ranking["picks"]]
+    return (f"At equal sampling time (at most {ranking['budget_ms']:.1f} ms per sample, the slowest model's fastest "
+            f"setting; settings whose entropy is below {ranking['entropy_floor']:.0%} of real text's "
+            f"{ranking['reference_entropy']:.2f} nats count as repetitive and rank last), "
+            f"**{display_name(ranking['picks'][0]['model'])} writes best**. Best setting of each model within that "
+            f"time: " + "; ".join(described) +
             f". Real validation text scores judge perplexity {reference['judge_perplexity']:.1f}.")
 
 
@@ -204,33 +194,6 @@ def diagnostics_section(diagnostics: dict) -> list[str]:
 
 STATE_COLUMNS = {"training": "training", "context_only": "context-only", "true_token_replaced": "true token removed",
                  "prior_candidates": "prior candidates"}
-# A seed conclusion about SDD's k is confirmed when the compared runs' sample judge perplexities
-# and denoising cross-entropies are within this relative distance of each other.
-SAME_WITHIN = 0.10
-
-
-def state_accuracy(metrics: dict, kind: str) -> float:
-    """Accuracy on one kind of state, averaged over the t buckets (equal weight per bucket)."""
-    buckets = metrics["diagnostics"]["by_t_bucket"].values()
-    return sum(b[f"{kind}_accuracy"] for b in buckets) / len(buckets)
-
-
-def _degenerate(m: dict, reference: dict) -> bool:
-    return m["sample_entropy"] < ENTROPY_FLOOR * reference["entropy"]
-
-
-def distance_to_real_text(m: dict, reference: dict) -> float:
-    """How far a sample set is from real text, in nats per token: the gap in judge cross-entropy (log judge
-    perplexity) plus the gap in unigram entropy. Repetitive samples lose on entropy, noise on the judge."""
-    return (abs(math.log(m["sample_judge_perplexity"] / reference["judge_perplexity"]))
-            + abs(m["sample_entropy"] - reference["entropy"]))
-
-
-def best_sdd_variant(variants: dict, reference: dict) -> str | None:
-    """The variant whose samples are closest to real text (distance_to_real_text); None if none was run."""
-    if not variants:
-        return None
-    return min(variants, key=lambda name: distance_to_real_text(variants[name]["metrics"], reference))
 
 
 def _overrides(overrides: dict) -> str:
@@ -246,7 +209,7 @@ def variants_table(seed: dict, variants: dict, reference: dict) -> list[str]:
     rows = [("seed design", "– (the main pipeline's SDD)", seed)]
     rows += [(name, _overrides(v["overrides"]), v["metrics"]) for name, v in variants.items()]
     for name, changes, m in rows:
-        flag = " (repetitive)" if _degenerate(m, reference) else ""
+        flag = " (repetitive)" if degenerate(m, reference) else ""
         lines.append(
             f"| {name} | {changes} | " + " | ".join(f"{state_accuracy(m, kind):.1%}" for kind in STATE_COLUMNS)
             + f" | {m['nll_per_token']:.3f} | {m['sample_judge_perplexity']:.1f} | {m['sample_entropy']:.2f}{flag} "
@@ -258,76 +221,64 @@ def variants_table(seed: dict, variants: dict, reference: dict) -> list[str]:
     return lines
 
 
-def _close(a: float, b: float) -> bool:
-    return abs(a - b) <= SAME_WITHIN * max(abs(a), abs(b))
+def _verdict(holds: bool) -> str:
+    return "confirmed" if holds else "refuted"
 
 
-def seed_conclusions(seed: dict, variants: dict, reference: dict, ar: dict | None) -> list[str]:
-    """Each of the seed's conclusions about SDD, confirmed or refuted by the figure that decides it."""
-    diag = seed["diagnostics"]
-    trivial = sum(b["trivial_top_candidate_accuracy"] for b in diag["by_t_bucket"].values()) / len(
-        diag["by_t_bucket"])
-    train_acc, context_acc = state_accuracy(seed, "training"), state_accuracy(seed, "context_only")
-    copying = trivial >= train_acc
-    ar_note = f", AR's next-token accuracy {ar['accuracy']:.1%}" if ar else ""
+def seed_conclusion_lines(seed: dict, variants: dict, reference: dict, baseline: tuple[str, dict] | None) -> list[str]:
+    """analysis.seed_conclusions in words, one bullet per conclusion, with the figures that decide it.
+    baseline: (display name, metrics) of the exact-likelihood model, whose accuracy is quoted for scale."""
+    verdicts = seed_conclusions(seed, variants, reference)
+    r = verdicts["representations"]
+    baseline_note = f", {baseline[0]}'s next-token accuracy {baseline[1]['accuracy']:.1%}" if baseline else ""
     lines = [
         f"- *\"SDD learns useful representations\" (the seed's evidence: 54% accuracy)*: "
-        f"**{'refuted' if copying else 'confirmed'}** as evidence. Here the seed design scores {train_acc:.1%} "
-        f"on its training states, while a predictor with no network, which outputs the most probable candidate, "
-        f"scores {trivial:.1%}: that accuracy measures copying. With only the context to go on "
-        f"(context-only states) it scores {context_acc:.1%} (most frequent token {diag['most_frequent_token_accuracy']:.1%}"
-        f"{ar_note}).",
+        f"**{'confirmed' if r['holds'] else 'refuted'}** as evidence. Here the seed design scores "
+        f"{r['training_accuracy']:.1%} on its training states, while a predictor with no network, which outputs the "
+        f"most probable candidate, scores {r['trivial_accuracy']:.1%}: that accuracy measures copying. With only the "
+        f"context to go on (context-only states) it scores {r['context_only_accuracy']:.1%} (most frequent token "
+        f"{r['most_frequent_token_accuracy']:.1%}{baseline_note}).",
     ]
-    degenerate = _degenerate(seed, reference)
-    far = seed["sample_judge_perplexity"] / reference["judge_perplexity"]
+    g = verdicts["generation_problem"]
     lines.append(
-        f"- *\"SDD has a generation problem\"*: **{'confirmed' if degenerate or far > 2 else 'refuted'}**. Its samples "
-        f"score judge perplexity {seed['sample_judge_perplexity']:.0f} ({far:.0f}x real text's "
+        f"- *\"SDD has a generation problem\"*: **{_verdict(g['holds'])}**. Its samples "
+        f"score judge perplexity {seed['sample_judge_perplexity']:.0f} ({g['times_real_text']:.0f}x real text's "
         f"{reference['judge_perplexity']:.1f}) with unigram entropy {seed['sample_entropy']:.2f} nats "
         f"(real text {reference['entropy']:.2f}), distinct-1 {seed['sample_distinct_1']:.3f}.")
-    sampler_only = {n: v for n, v in variants.items() if all(key.startswith("sample.") for key in v["overrides"])}
-    trained = {n: v for n, v in variants.items() if n not in sampler_only}
-    if sampler_only:
-        name = best_sdd_variant(sampler_only, reference)
-        m = sampler_only[name]["metrics"]
-        fixed = not _degenerate(m, reference) and m["sample_judge_perplexity"] <= 2 * reference["judge_perplexity"]
+    if "sampling_bottleneck" in verdicts:
+        b = verdicts["sampling_bottleneck"]
+        name = b["best_sampler"]
+        m = variants[name]["metrics"]
         lines.append(
-            f"- *\"The bottleneck is sampling, not learning\"*: **{'confirmed' if fixed and not copying else 'refuted'}**. "
-            f"The seed's trained model with its best sampler variant ({name}: {_overrides(sampler_only[name]['overrides'])}) "
+            f"- *\"The bottleneck is sampling, not learning\"*: **{_verdict(b['holds'])}**. "
+            f"The seed's trained model with its best sampler variant ({name}: {_overrides(variants[name]['overrides'])}) "
             f"scores judge perplexity {m['sample_judge_perplexity']:.0f} and entropy {m['sample_entropy']:.2f} "
             f"(the default sampler: {seed['sample_judge_perplexity']:.0f} and {seed['sample_entropy']:.2f}); with "
-            f"context-only accuracy {context_acc:.1%}, the network has learned little language for any sampler to "
-            "draw out.")
-        if trained:
-            learner = max(trained, key=lambda n: state_accuracy(trained[n]["metrics"], "context_only"))
-            t = trained[learner]["metrics"]
+            f"context-only accuracy {b['context_only_accuracy']:.1%}, the network has learned little language for any "
+            "sampler to draw out.")
+        if "best_learner" in b:
+            learner = b["best_learner"]
+            t = variants[learner]["metrics"]
             lines[-1] += (f" Training changes do more for the network than for the samples: the highest context-only "
                           f"accuracy, {state_accuracy(t, 'context_only'):.1%}, comes with {learner} "
-                          f"({_overrides(trained[learner]['overrides'])}), whose samples score judge perplexity "
+                          f"({_overrides(variants[learner]['overrides'])}), whose samples score judge perplexity "
                           f"{t['sample_judge_perplexity']:.0f} and entropy {t['sample_entropy']:.2f}.")
-    by_k = {v["metrics"]["model_spec"]["k"]: v["metrics"] for v in variants.values() if set(v["overrides"]) == {"k"}}
-    by_k[seed["model_spec"]["k"]] = seed
-    curriculum = next((v["metrics"] for v in variants.values() if v["overrides"] == {"sdd.k_curriculum": True}), None)
-
-    def distance(m: dict) -> float:
-        return distance_to_real_text(m, reference)
 
     def described(m: dict) -> str:
-        return (f"distance {distance(m):.2f} (judge perplexity {m['sample_judge_perplexity']:.0f}, entropy "
-                f"{m['sample_entropy']:.2f}{', repetitive' if _degenerate(m, reference) else ''})")
-    k = seed["model_spec"]["k"]
-    if curriculum:
-        same = _close(distance(curriculum), distance(seed))
+        return (f"distance {distance_to_real_text(m, reference):.2f} (judge perplexity "
+                f"{m['sample_judge_perplexity']:.0f}, entropy {m['sample_entropy']:.2f}"
+                f"{', repetitive' if degenerate(m, reference) else ''})")
+    if "curriculum" in verdicts:
+        c = verdicts["curriculum"]
         lines.append(
-            f"- *\"Fixed k={k} works as well as the curriculum\"*: **{'confirmed' if same else 'refuted'}** (as well = "
-            f"distances to real text within {SAME_WITHIN:.0%}): fixed k={k} {described(seed)}; curriculum "
-            f"{described(curriculum)}.")
-    others = {kk: m for kk, m in by_k.items() if kk != k}
-    if others:
-        holds = distance(seed) <= (1 + SAME_WITHIN) * min(distance(m) for m in others.values())
-        cells = "; ".join(f"k={kk}: {described(m)}" for kk, m in sorted(by_k.items()))
-        lines.append(f"- *\"Different k values: fixed k={k} works\"*: **{'confirmed' if holds else 'refuted'}** "
-                     f"(k={k} within {SAME_WITHIN:.0%} of the closest other k, or closer): {cells}.")
+            f"- *\"Fixed k={c['k']} works as well as the curriculum\"*: **{_verdict(c['holds'])}** (as well = "
+            f"distances to real text within {SAME_WITHIN:.0%}): fixed k={c['k']} {described(seed)}; curriculum "
+            f"{described(c['curriculum'])}.")
+    if "fixed_k" in verdicts:
+        f = verdicts["fixed_k"]
+        cells = "; ".join(f"k={kk}: {described(m)}" for kk, m in f["by_k"].items())
+        lines.append(f"- *\"Different k values: fixed k={f['k']} works\"*: **{_verdict(f['holds'])}** "
+                     f"(k={f['k']} within {SAME_WITHIN:.0%} of the closest other k, or closer): {cells}.")
     return lines
 
 
@@ -348,8 +299,8 @@ def plot_variants(seed: dict, variants: dict, reference: dict, path: Path) -> No
                  "SDD variants: sample quality (red: the seed's design)", path)
 
 
-def sdd_variants_section(seed: dict, variants: dict, reference: dict, ar: dict | None, best: str | None,
-                         command: str, plot_name: str, not_run: list[str] = ()) -> list[str]:
+def variants_section(seed: dict, variants: dict, reference: dict, baseline: tuple[str, dict] | None,
+                     best: str | None, command: str, plot_name: str, not_run=()) -> list[str]:
     lines = diagnostics_section(seed["diagnostics"])
     if not variants:
         return lines + [f"No variant experiment has been collected yet: run `{command}`.", ""]
@@ -362,7 +313,7 @@ def sdd_variants_section(seed: dict, variants: dict, reference: dict, ar: dict |
     if not_run:
         lines += ["", f"Listed in params.yaml but not run yet: {', '.join(not_run)} (`{command} <name>`)."]
     lines += ["", f"![SDD variants]({plot_name})", "", "### The seed's conclusions, re-tested", ""]
-    lines += seed_conclusions(seed, variants, reference, ar)
+    lines += seed_conclusion_lines(seed, variants, reference, baseline)
     distances = f"{distance_to_real_text(variants[best]['metrics'], reference):.2f}, against the seed design's " \
         f"{distance_to_real_text(seed, reference):.2f}"
     lines += ["", f"Best variant: **{best}** (distance {distances}), the one whose samples are closest to real "
@@ -377,15 +328,20 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+def _first_of_kind(metrics: dict[str, dict], kind: str) -> str | None:
+    return next((name for name, m in metrics.items() if m["perplexity_kind"] == kind), None)
+
+
 def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str, reference: dict,
-                  sweeps: pd.DataFrame, timings: dict[str, float], variants: dict | None = None,
-                  variants_command: str = "python stages/sdd_variants.py", variants_not_run=()) -> str:
-    variants = variants or {}
-    best = best_sdd_variant(variants, reference)
-    ar, mdlm = metrics.get("ar"), metrics.get("mdlm")
+                  sweeps: pd.DataFrame, timings: dict[str, float], group: dict | None = None) -> str:
+    """report.md. group: the collected variants group (see group_runs), or None."""
+    group = group or {"model": None, "runs": {}, "command": "", "not_run": []}
+    variants, variants_model = group["runs"], group["model"]
+    best = closest_to_real_text(variants, reference)
+    exact, bound = _first_of_kind(metrics, "exact"), _first_of_kind(metrics, "bound")
     first = next(iter(metrics.values()))
     lines = [
-        "# Text generation by diffusion on TinyStories: AR vs MDLM vs SDD",
+        "# Text generation by diffusion on TinyStories: " + " vs ".join(map(display_name, metrics)),
         "",
         "Regenerated by the `report` stage of `dvc repro` from the evaluation outputs; "
         "`dvc.lock` records the code, params and data that produced it.",
@@ -410,15 +366,17 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         "",
     ]
     for name, m in metrics.items():
-        lines.append(f"- **{DISPLAY_NAMES[name]}**: perplexity = {m['perplexity_meaning']}; "
+        lines.append(f"- **{display_name(name)}**: perplexity = {m['perplexity_meaning']}; "
                      f"accuracy = {m['accuracy_definition']}; sampled at temperature {m['gen_temperature']} "
                      f"with {m['gen_steps']} network calls.")
-    if ar and mdlm:
-        lines += ["", f"MDLM's NELBO bound against AR's exact perplexity: ≤ {mdlm['perplexity']:.2f} vs "
-                      f"{ar['perplexity']:.2f}, a ratio of ≤ {mdlm['perplexity'] / ar['perplexity']:.2f} "
+    if exact and bound:
+        e, b = metrics[exact], metrics[bound]
+        lines += ["", f"{display_name(bound)}'s NELBO bound against {display_name(exact)}'s exact perplexity: "
+                      f"≤ {b['perplexity']:.2f} vs {e['perplexity']:.2f}, a ratio of ≤ {b['perplexity'] / e['perplexity']:.2f} "
                       "(the MDLM paper reports about 1.2 on LM1B at 33B tokens; this run is far smaller). "
                       f"For scale, a unigram model of the training tokens, which uses no context at all, "
                       f"scores perplexity {pack_stats['unigram_valid_perplexity']:.2f} on the validation tokens."]
+    stepped = [name for name in metrics if "steps" in samples[name]["sampling"]]  # samplers with a step count
     lines += [
         "", "## Sample quality", "",
         f"Every model's samples ({first['sample_count']} per setting, {first['gen_tokens']} tokens, fixed seeds) are "
@@ -428,38 +386,50 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         "Judge perplexity alone rewards repetitive text, so it stands next to the unigram entropy of each sample, "
         "distinct-n (distinct n-grams over all n-grams of all samples) and the repeated-4-gram rate (share of a "
         "sample's 4-grams seen earlier in it), with the same figures for windows of real validation text.", "",
-        quality_table(labelled_rows(metrics, variants, best), reference),
-        best_at_equal_time(sweeps, reference), "",
+        quality_table(labelled_rows(metrics, variants, best, variants_model), reference),
+        equal_time_paragraph(best_at_equal_time(sweeps, reference), reference), "",
         "![judge perplexity against entropy](judge_perplexity_vs_entropy.png)", "",
         "![quality against sampling time](quality_vs_time.png)", "",
-        "Sweep: MDLM and SDD at " + ", ".join(str(s) for s in sorted(set(sweeps[sweeps['model'] != 'ar']['steps'])))
+        f"Sweep: {' and '.join(map(display_name, stepped))} at "
+        + ", ".join(str(s) for s in sorted(set(sweeps[sweeps["model"].isin(stepped)]["steps"])))
         + " steps, and every model at temperatures " + ", ".join(str(t) for t in sorted(set(sweeps['temperature'])))
         + "; all points are in `eval/<model>/sweep.csv` (DVC plots).",
     ]
     lines += ["", "## Training loss", "", f"![training loss]({plot_name})", "",
               "Each curve is the model's own objective, so the curves show how each run converged, "
               "not which model is better.", ""]
-    if "diagnostics" in metrics.get("sdd", {}):
-        lines += sdd_variants_section(metrics["sdd"], variants, reference, ar, best, variants_command,
-                                      "sdd_variants.png", variants_not_run)
+    if variants_model and "diagnostics" in metrics.get(variants_model, {}):
+        baseline = (display_name(exact), metrics[exact]) if exact else None
+        lines += variants_section(metrics[variants_model], variants, reference, baseline, best, group["command"],
+                                  "sdd_variants.png", group["not_run"])
     lines += cost_section(timings)
     lines += ["## Samples", ""]
     for name, s in samples.items():
         steps = f"{s['sampling']['steps']} steps, " if "steps" in s["sampling"] else ""
         sampling = f"{steps}T={s['sampling']['temperature']}{_sampler_note(metrics[name])}"
-        label = "SDD, the seed's design" if name == "sdd" and best else DISPLAY_NAMES[name]
+        shown_with_variant = name == variants_model and best
+        label = f"{display_name(name)}, the seed's design" if shown_with_variant else display_name(name)
         lines += [f"### {label} ({sampling}; seed {s['seed']})", ""]
         for text in s["samples"][:SAMPLES_QUOTED]:
             lines += [_indent(text), ""]
-        if name == "sdd" and best:
-            lines += [f"### SDD, best variant: {best} ({_overrides(variants[best]['overrides'])}; seed {s['seed']})",
-                      ""]
+        if shown_with_variant:
+            lines += [f"### {display_name(name)}, best variant: {best} ({_overrides(variants[best]['overrides'])}; "
+                      f"seed {s['seed']})", ""]
             lines += [line for text in variants[best]["samples"][:SAMPLES_QUOTED] for line in (_indent(text), "")]
     return "\n".join(lines).rstrip() + "\n"
 
 
+def group_runs(collected: dict) -> dict:
+    """A collected experiment group (experiments.collect) as the report uses it: its one model, and per run its
+    overrides, that model's metrics and samples."""
+    model = collected["models"][0] if len(collected["models"]) == 1 else None
+    runs = {name: {"overrides": run["overrides"], "metrics": run["models"][model]["metrics"],
+                   "samples": run["models"][model]["samples"]} for name, run in collected["runs"].items()} if model else {}
+    return {"model": model, "runs": runs, "command": collected["command"], "not_run": collected["not_run"]}
+
+
 def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings",
-                 variants_path="eval/sdd_variants.json") -> None:
+                 experiments_dir="eval/experiments") -> None:
     eval_dir, model_dir, data_dir, out_dir, timings_dir = map(Path, (eval_dir, model_dir, data_dir, out_dir,
                                                                       timings_dir))
     metrics = {name: read_json(eval_dir / name / "metrics.json") for name in model_names}
@@ -472,18 +442,16 @@ def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_di
     stages = ["prepare", "tokenizer", "pack", *(f"train@{n}" for n in model_names), "judge",
               *(f"evaluate@{n}" for n in model_names)]
     timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
-    collected = read_json(variants_path)
-    variants = collected["variants"]
-    table = results_table(labelled_rows(metrics, variants, best_sdd_variant(variants, reference)))
-    if "sdd" in metrics:
-        plot_variants(metrics["sdd"], variants, reference, out_dir / "sdd_variants.png")
+    group = group_runs(read_json(Path(experiments_dir) / f"{VARIANTS_GROUP}.json"))
+    variants, variants_model = group["runs"], group["model"]
+    table = results_table(labelled_rows(metrics, variants, closest_to_real_text(variants, reference), variants_model))
+    if variants_model in metrics:
+        plot_variants(metrics[variants_model], variants, reference, out_dir / "sdd_variants.png")
     plot_training_loss(logs, out_dir / "training_loss.png")
     plot_quality(sweeps, reference, out_dir / "judge_perplexity_vs_entropy.png", out_dir / "quality_vs_time.png")
     write_text(out_dir / "results.md", table)
     write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
-                                                    "training_loss.png", reference, sweeps, timings, variants,
-                                                    collected.get("command", "python stages/sdd_variants.py"),
-                                                    collected.get("not_run", ())))
+                                                    "training_loss.png", reference, sweeps, timings, group))
 
 
 README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md"}

@@ -17,7 +17,6 @@ import math
 from collections import Counter
 
 import torch
-import torch.nn.functional as F
 
 
 def unigram_entropy(sample: list[int]) -> float:
@@ -46,14 +45,12 @@ def repeated_ngram_rate(sample: list[int], n: int = 4) -> float:
 
 @torch.no_grad()
 def judge_nll_per_token(judge, samples: torch.Tensor, batch_size: int = 64) -> float:
-    """Mean NLL per token (nats) of samples [N, L] under the AR judge, each scored from BOS."""
+    """Mean NLL per token (nats) of samples [N, L] under the AR judge's own exact scoring (each from BOS)."""
     total, count = 0.0, 0
     for start in range(0, len(samples), batch_size):
-        rows = samples[start:start + batch_size].to(judge.device)
-        bos = torch.full_like(rows[:, :1], judge.bos_id)
-        logits = judge.logits(torch.cat((bos, rows[:, :-1]), dim=1)).float()
-        total += F.cross_entropy(logits.flatten(0, 1), rows.flatten(), reduction="sum").item()
-        count += rows.numel()
+        sums = judge.validation_sums(samples[start:start + batch_size].to(judge.device))
+        total += sums["nll"]
+        count += sums["tokens"]
     return total / count
 
 

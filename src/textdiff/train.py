@@ -19,11 +19,8 @@ checkpoint up, and a checkpoint of another config is refused.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
-import json
 import math
-import os
 import statistics
 import time
 from dataclasses import asdict
@@ -31,33 +28,17 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
-from safetensors.torch import load_model, save_file, save_model
 from tqdm import tqdm
 
-from .data import DataError, load_rows
-from .flops import peak_flops, training_flops_per_row
-from .io import atomic_path, write_json, write_text
+from .checkpoints import checkpoint_path, file_sha256, load_checkpoint, save_checkpoint, save_weights
+from .data import load_rows
+from .device import distributed_setup, resolve_device
+from .errors import DataError, NonFiniteLoss
+from .flops import peak_flops
+from .io import write_json, write_text
 from .models import build_model, model_spec
-from .params import ParamError
 
 LOG_COLUMNS = ("step", "loss", "lr", "tokens_per_s", "elapsed_s", "mfu")
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
-
-
-class CheckpointMismatch(RuntimeError):
-    pass
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but no CUDA device is available")
-    return torch.device(name)
 
 
 def learning_rate(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
@@ -83,21 +64,6 @@ class TrainingLoss(torch.nn.Module):
         return self.model.training_loss(rows, generator)
 
 
-def distributed_setup(device: torch.device, batch_size: int, batch_key: str):
-    """(rank, world_size, device) under torchrun; (0, 1, device) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, device
-    if batch_size % world:
-        raise ParamError(f"params.yaml: {batch_key} must divide evenly over {world} processes, got {batch_size!r}")
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), world, device
-
-
 def run_fingerprint(spec: dict, params, data_sha256: str) -> dict:
     """Everything that determines the trained weights; two runs with equal fingerprints are the same run."""
     s = params.scale
@@ -108,67 +74,6 @@ def run_fingerprint(spec: dict, params, data_sha256: str) -> dict:
         "seed": params.seed,
         "train_rows_sha256": data_sha256,
     }
-
-
-def checkpoint_path(checkpoint_dir: str | Path, model_name: str, fingerprint: dict) -> Path:
-    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
-    return Path(checkpoint_dir) / f"{model_name}-{digest[:16]}.safetensors"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# --- checkpoints -------------------------------------------------------------------------------
-def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, log: list, elapsed: float):
-    tensors = {f"model.{name}": value.detach().clone().contiguous() for name, value in model.state_dict().items()}
-    optim_state = optimizer.state_dict()
-    for index, state in optim_state["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{index}.{key}"] = value.detach().clone().contiguous()
-    metadata = {"fingerprint": json.dumps(fingerprint, sort_keys=True), "step": str(step),
-                "elapsed": repr(elapsed), "log": json.dumps(log),
-                "param_groups": json.dumps(optim_state["param_groups"])}
-    with atomic_path(path) as tmp:
-        save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-
-
-def load_checkpoint(path: Path, model, optimizer, fingerprint: dict):
-    """Restores model and optimizer in place; returns (step, log, elapsed). Refuses another config."""
-    with safe_open(str(path), framework="pt", device=str(model.device)) as handle:
-        metadata = handle.metadata()
-        if json.loads(metadata["fingerprint"]) != fingerprint:
-            raise CheckpointMismatch(f"{path}: checkpoint of a different config; delete it to start over")
-        model_state, optim_tensors = {}, {}
-        for key in handle.keys():
-            kind, rest = key.split(".", 1)
-            (model_state if kind == "model" else optim_tensors)[rest] = handle.get_tensor(key)
-    model.load_state_dict(model_state)
-    state: dict[int, dict] = {}
-    for key, value in optim_tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
-    return int(metadata["step"]), json.loads(metadata["log"]), float(metadata["elapsed"])
-
-
-# --- outputs -------------------------------------------------------------------------------------
-def save_weights(model, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        save_model(model, str(tmp))  # safetensors; handles the tied embedding/head
-
-
-def load_trained(model_dir: str | Path, device: torch.device | str = "cpu"):
-    """(model, config) from a train stage's output directory: safetensors weights, never pickle."""
-    model_dir = Path(model_dir)
-    config = json.loads((model_dir / "config.json").read_text())
-    model = build_model(config["spec"])
-    load_model(model, str(model_dir / "model.safetensors"), device=str(device))
-    return model.to(device).eval(), config
 
 
 def log_csv(log: list[dict]) -> str:
@@ -254,7 +159,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         seconds = time.perf_counter() - tic
         elapsed += seconds
         # Per step, as SDD's k curriculum changes its cost; only where the chip's peak is known (CUDA).
-        mfu = training_flops_per_row(model, scale.seq_len) * scale.batch_size / seconds / (peak * world) if peak else None
+        mfu = model.training_flops_per_row(scale.seq_len) * scale.batch_size / seconds / (peak * world) if peak else None
         log.append({"step": step + 1, "loss": round(loss_value, 6), "lr": lr,
                     "tokens_per_s": round(tokens_per_step / seconds, 1), "elapsed_s": round(elapsed, 3),
                     "mfu": round(mfu, 4) if peak else ""})

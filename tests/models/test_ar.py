@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from textdiff.models import build_model, model_spec
-from textdiff.params import parse_params
+from textdiff.study import parse_params
 from tests.conftest import micro_params_dict
 
 

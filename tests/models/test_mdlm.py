@@ -14,7 +14,8 @@ VOCAB = 5
 def make_mdlm(schedule="loglinear", seq_len=8):
     torch.manual_seed(0)
     backbone = BackboneConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_positions=seq_len)
-    return MaskedDiffusionLM(VOCAB, backbone, MASK, tie_embeddings=True, schedule=schedule, t_eps=1e-3).eval()
+    return MaskedDiffusionLM(VOCAB, backbone, tie_embeddings=True, schedule=schedule, t_eps=1e-3,
+                             mask_id=MASK).eval()
 
 
 def posterior_denoiser(noisy):

@@ -13,7 +13,7 @@ def make_sdd(k=K, curriculum=False, embed_noise_std=0.1, **variant):
     torch.manual_seed(0)
     backbone = BackboneConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_positions=8)
     return SparseDistributionLM(VOCAB, backbone, k=k, embed_dim=16, clean_other_prob=0.01,
-                                embed_noise_std=embed_noise_std, use_k_curriculum=curriculum, **variant).eval()
+                                embed_noise_std=embed_noise_std, k_curriculum=curriculum, **variant).eval()
 
 
 def test_noise_level_runs_from_zero_to_one():

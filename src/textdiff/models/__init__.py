@@ -1,52 +1,70 @@
-"""The three generators of the study, built by name from a plain-dict spec.
+"""The registry of the study's generators, and models built by name from a plain-dict spec.
 
-`model_spec` picks from the study's params exactly what defines a model; the
-spec is stored beside the trained weights, so evaluation rebuilds the model
-that was trained, whatever params.yaml says now.
+Every module of this package (but base.py) defines one model class (see base.StudyModel) and
+registers it with `@register`; importing the package imports them all, in alphabetical order,
+which is the order the study's tables list them. So a new model is a new file here, and no
+other module names it. `model_spec`
+picks from the study's params exactly what defines a model; the spec is stored beside the
+trained weights, so evaluation rebuilds the model that was trained, whatever params.yaml
+says now.
 """
 from __future__ import annotations
 
-from ..backbone import BackboneConfig
-from ..tokenizer import SPECIAL_IDS
-from .ar import AutoregressiveLM
-from .base import StudyModel, sample_categorical
-from .mdlm import MaskedDiffusionLM
-from .sdd import SparseDistributionLM
+import dataclasses
+import importlib
+import pkgutil
 
-MODEL_NAMES = ("ar", "mdlm", "sdd")
+from ..errors import ParamError
+from .base import PERPLEXITY_MEANING, StudyModel, TokenModel, sample_categorical
+
+#: name -> model class, in the order the study's tables list them.
+MODELS: dict[str, type[StudyModel]] = {}
+
+#: What every model class must define for the rest of the study to use it (checked by `register`).
+REQUIRED = ("name", "display_name", "loss_meaning", "nll_kind", "accuracy_definition", "Params")
+REQUIRED_METHODS = ("parse_params", "training_loss", "validation_sums", "generate", "training_flops_per_row")
+
+
+def register(model_class: type[StudyModel]) -> type[StudyModel]:
+    """Adds a model class to the study (usable as a decorator); refuses one that lacks a piece."""
+    missing = [attr for attr in REQUIRED if not hasattr(model_class, attr)]
+    missing += [m for m in REQUIRED_METHODS if getattr(model_class, m) is getattr(StudyModel, m)]
+    if getattr(model_class, "nll_kind", None) not in PERPLEXITY_MEANING:
+        missing.append(f"nll_kind in ({', '.join(PERPLEXITY_MEANING)})")
+    if not dataclasses.is_dataclass(getattr(model_class, "Params", None)):
+        missing.append("Params as a dataclass")
+    if missing:
+        raise TypeError(f"model class {model_class.__name__} lacks {', '.join(missing)}")
+    MODELS[model_class.name] = model_class
+    return model_class
+
+
+for _module in sorted(module.name for module in pkgutil.iter_modules(__path__)):
+    if _module != "base":
+        importlib.import_module(f"{__name__}.{_module}")  # each registers its model class
+
+
+def model_names() -> tuple[str, ...]:
+    return tuple(MODELS)
+
+
+def model_class(name: str) -> type[StudyModel]:
+    if name not in MODELS:
+        raise ParamError(f"unknown model {name!r}; expected one of {', '.join(MODELS)}")
+    return MODELS[name]
 
 
 def model_spec(name: str, params) -> dict:
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
+    """What defines the model `name` under the study's params: the backbone size and its own params."""
     s = params.scale
-    spec = {"model": name, "vocab_size": s.vocab_size, "seq_len": s.seq_len, "d_model": s.d_model,
-            "n_layers": s.n_layers, "n_heads": s.n_heads, "d_ff": s.d_ff}
-    if name == "ar":
-        spec.update(tie_embeddings=params.ar.tie_embeddings)
-    elif name == "mdlm":
-        spec.update(tie_embeddings=params.mdlm.tie_embeddings, schedule=params.mdlm.schedule, t_eps=params.mdlm.t_eps)
-    else:
-        spec.update(k=params.k, embed_dim=params.sdd.embed_dim, clean_other_prob=params.sdd.clean_other_prob,
-                    embed_noise_std=params.sdd.embed_noise_std, k_curriculum=params.sdd.k_curriculum,
-                    schedule=params.sdd.schedule, index_swap=params.sdd.index_swap,
-                    shuffle_slots=params.sdd.shuffle_slots)
-    return spec
+    return {"model": name, "vocab_size": s.vocab_size, "seq_len": s.seq_len, "d_model": s.d_model,
+            "n_layers": s.n_layers, "n_heads": s.n_heads, "d_ff": s.d_ff,
+            **dataclasses.asdict(params.models[name])}
 
 
 def build_model(spec: dict) -> StudyModel:
-    backbone = BackboneConfig(spec["d_model"], spec["n_layers"], spec["n_heads"], spec["d_ff"],
-                              max_positions=spec["seq_len"])
-    if spec["model"] == "ar":
-        return AutoregressiveLM(spec["vocab_size"], backbone, SPECIAL_IDS["bos"], spec["tie_embeddings"])
-    if spec["model"] == "mdlm":
-        return MaskedDiffusionLM(spec["vocab_size"], backbone, SPECIAL_IDS["mask"], spec["tie_embeddings"],
-                                 spec["schedule"], spec["t_eps"])
-    if spec["model"] == "sdd":
-        return SparseDistributionLM(spec["vocab_size"], backbone, spec["k"], spec["embed_dim"],
-                                    spec["clean_other_prob"], spec["embed_noise_std"], spec["k_curriculum"],
-                                    spec["schedule"], spec["index_swap"], spec["shuffle_slots"])
-    raise ValueError(f"unknown model {spec['model']!r}; expected one of {', '.join(MODEL_NAMES)}")
+    return model_class(spec["model"]).from_spec(spec)
 
 
-__all__ = ["MODEL_NAMES", "StudyModel", "build_model", "model_spec", "sample_categorical"]
+__all__ = ["MODELS", "PERPLEXITY_MEANING", "StudyModel", "TokenModel", "build_model", "model_class", "model_names",
+           "model_spec", "register", "sample_categorical"]

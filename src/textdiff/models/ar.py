@@ -1,32 +1,46 @@
 """AR: a causal transformer trained on next-token cross-entropy (the baseline)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..backbone import Backbone, BackboneConfig, init_weights
-from .base import StudyModel, sample_categorical
+from ..backbone import BackboneConfig
+from ..checks import boolean, section
+from ..tokenizer import SPECIAL_IDS
+from . import register
+from .base import TokenModel, sample_categorical
 
 
-class AutoregressiveLM(StudyModel):
+@dataclass(frozen=True)
+class ARParams:
+    tie_embeddings: bool
+
+
+@register
+class AutoregressiveLM(TokenModel):
+    name = "ar"
+    display_name = "AR"
+    loss_meaning = "next-token cross-entropy"
     nll_kind = "exact"
     accuracy_definition = "next-token argmax accuracy over all validation tokens"
+    Params = ARParams
+    benchmark_cases = {"KV cache": {"use_cache": True}, "recompute prefix": {"use_cache": False}}
+    benchmark_by_length = True
 
-    def __init__(self, vocab_size: int, backbone: BackboneConfig, bos_id: int, tie_embeddings: bool = True):
-        super().__init__()
+    @classmethod
+    def parse_params(cls, raw, vocab_size):
+        return ARParams(boolean(section(raw, "ar"), "tie_embeddings", "ar."))
+
+    def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool = True,
+                 bos_id: int = SPECIAL_IDS["bos"]):
+        super().__init__(vocab_size, backbone, tie_embeddings)
         self.bos_id = bos_id
-        self.embed = nn.Embedding(vocab_size, backbone.d_model)
-        self.backbone = Backbone(backbone)
-        self.head = nn.Linear(backbone.d_model, vocab_size, bias=False)
-        init_weights(self)
-        if tie_embeddings:  # as in GPT-2 and MDLM's AR baseline
-            self.head.weight = self.embed.weight
 
     def logits(self, tokens: torch.Tensor, cache=None) -> torch.Tensor:
-        start = 0 if cache is None else cache.length
-        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        return self.head(self.backbone(self.embed(tokens), positions, causal=True, cache=cache))
+        """Next-token logits [B, N, V]; with a KV cache, tokens continue the cached positions."""
+        return super().logits(tokens, 0 if cache is None else cache.length, causal=True, cache=cache)
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
         # A BOS in front lets every one of the L tokens of a row be predicted, the first from BOS alone.
@@ -38,7 +52,9 @@ class AutoregressiveLM(StudyModel):
         return F.cross_entropy(logits.flatten(0, 1).float(), rows.flatten())
 
     @torch.no_grad()
-    def validation_sums(self, rows, generator):
+    def validation_sums(self, rows, generator=None):
+        """Exact NLL of rows [B, L], every token scored from BOS and its prefix; also what the judge
+        scores samples with."""
         logits = self.logits(self._inputs(rows)).float()
         nll = F.cross_entropy(logits.flatten(0, 1), rows.flatten(), reduction="sum")
         correct = (logits.argmax(-1) == rows).sum()

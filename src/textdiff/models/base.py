@@ -1,24 +1,83 @@
-"""The small interface every generator of the study implements.
+"""What every generator of the study is: one small interface, and everything else about the model.
 
-The trainer calls `training_loss`, the evaluator calls `validation_sums` and
-`generate`; neither needs to know which model it holds.
+The trainer calls `training_loss`, the evaluator `validation_sums` and `generate`; neither
+knows which model it holds. Each model class also owns what the rest of the study needs to
+know about it, so that adding a model touches its own file (and params.yaml and dvc.yaml)
+and nothing else:
+
+- `name`, `display_name`: its params group, stage suffix and output directory; how tables name it;
+- `Params` and `parse_params`: its params group as a dataclass, each value checked;
+- `parse_sampling`, `parse_validation`: its `sample.<name>` settings (generate() keywords, and the
+  options of its validation figure);
+- `nll_kind`, `accuracy_definition`, `loss_meaning`: what its numbers mean, in words;
+- `training_flops_per_row`: its cost, for MFU;
+- `diagnostics`: optional extra measurements that evaluation records.
+
+models/__init__.py keeps the registry and builds a model from the spec stored beside its weights.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from ..backbone import Backbone, BackboneConfig, init_weights
+from ..checks import integer, number
+from ..flops import transformer_training_flops
+
+#: Meaning of each kind of validation NLL (a model's `nll_kind`), for the report and metrics.
+PERPLEXITY_MEANING = {
+    "exact": "exp(validation NLL per token): an exact likelihood",
+    "bound": "exp(NELBO per token), averaged over several t per row: an upper bound on the true perplexity",
+    "denoising cross-entropy": "exp(cross-entropy of the denoiser at random t): not a likelihood",
+}
+
 
 class StudyModel(nn.Module):
-    #: What `validation_sums`' NLL is: "exact", "bound" or "denoising cross-entropy".
+    #: Params group, stage suffix (train@<name>) and output directory (models/<name>).
+    name: ClassVar[str]
+    #: How tables and plots name the model.
+    display_name: ClassVar[str]
+    #: What `training_loss` is, in words (the training-loss plot's legend).
+    loss_meaning: ClassVar[str]
+    #: What `validation_sums`' NLL is: a key of PERPLEXITY_MEANING.
     nll_kind: ClassVar[str]
     #: What `validation_sums`' accuracy counts, in words for the report.
     accuracy_definition: ClassVar[str]
-    #: Backbone positions per token (SDD: its k candidates), for FLOP estimates.
-    positions_per_token: int = 1
+    #: The dataclass of its params group; its fields are the model's constructor keywords.
+    Params: ClassVar[type]
+    #: Named generate() options that benchmarks/generation.py times against each other (empty: the default only),
+    #: and whether it also compares the first two at several sample lengths.
+    benchmark_cases: ClassVar[dict[str, dict]] = {}
+    benchmark_by_length: ClassVar[bool] = False
 
+    # --- params ------------------------------------------------------------------------------
+    @classmethod
+    def parse_params(cls, raw: dict, vocab_size: int):
+        """Its params (a `Params`) from the whole params.yaml mapping, every value checked."""
+        raise NotImplementedError
+
+    @classmethod
+    def parse_sampling(cls, group: dict, prefix: str) -> dict:
+        """generate()'s keywords at the default sampling setting, from its `sample.<name>` group."""
+        return {"temperature": number(group, "temperature", prefix, 0, 100, low_open=True)}
+
+    @classmethod
+    def parse_validation(cls, group: dict, prefix: str) -> dict:
+        """validation_sums()' keywords, from its `sample.<name>` group."""
+        return {}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "StudyModel":
+        """The model a spec (see models.model_spec) describes, freshly initialised."""
+        backbone = BackboneConfig(spec["d_model"], spec["n_layers"], spec["n_heads"], spec["d_ff"],
+                                  max_positions=spec["seq_len"])
+        options = {field.name: spec[field.name] for field in dataclasses.fields(cls.Params)}
+        return cls(spec["vocab_size"], backbone, **options)
+
+    # --- the study interface -----------------------------------------------------------------
     def training_loss(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Scalar loss to minimise for a batch of token rows [B, L]."""
         raise NotImplementedError
@@ -33,12 +92,47 @@ class StudyModel(nn.Module):
         """Token ids [batch_size, length] drawn from the model."""
         raise NotImplementedError
 
+    def training_flops_per_row(self, seq_len: int) -> float:
+        """FLOPs of one training row of seq_len tokens (forward and backward), for MFU."""
+        raise NotImplementedError
+
     def on_training_progress(self, progress: float):
         """Called by the trainer before each step with the fraction of training done (for curricula)."""
+
+    def diagnostics(self, rows: torch.Tensor, generator, batch_size: int, sampling: dict, length: int):
+        """Extra measurements evaluation records under metrics' "diagnostics" (None: none)."""
+        return None
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+class TokenModel(StudyModel):
+    """The skeleton of a model whose positions hold one token each (AR, MDLM): a token embedding,
+    the shared backbone, and an output head tied to the embedding."""
+
+    def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, backbone.d_model)
+        self.backbone = Backbone(backbone)
+        self.head = nn.Linear(backbone.d_model, vocab_size, bias=False)
+        init_weights(self)
+        if tie_embeddings:  # as in GPT-2 and MDLM
+            self.head.weight = self.embed.weight
+
+    def logits(self, tokens: torch.Tensor, start: int = 0, **attention) -> torch.Tensor:
+        """Output logits [B, N, V] of tokens [B, N] at positions start..start+N-1."""
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        return self.head(self.backbone(self.embed(tokens), positions, **attention))
+
+    def training_flops_per_row(self, seq_len: int) -> float:
+        return transformer_training_flops(self.backbone, self.head.weight.numel(), seq_len, seq_len)
+
+
+def sampling_steps(group: dict, prefix: str) -> int:
+    """A diffusion sampler's default number of steps (network calls)."""
+    return integer(group, "steps", prefix, high=100000)
 
 
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

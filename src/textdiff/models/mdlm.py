@@ -11,12 +11,15 @@ from all-MASK, with the network output reused while no token changes.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from ..backbone import Backbone, BackboneConfig, init_weights
-from .base import StudyModel, sample_categorical
+from ..backbone import BackboneConfig
+from ..checks import boolean, choice, integer, number, section
+from ..tokenizer import SPECIAL_IDS
+from . import register
+from .base import TokenModel, sample_categorical, sampling_steps
 
 
 class LogLinearSchedule:
@@ -49,27 +52,47 @@ def low_discrepancy_times(batch_size: int, t_eps: float, generator, device) -> t
     return t_eps + (1 - t_eps) * u
 
 
-class MaskedDiffusionLM(StudyModel):
+@dataclass(frozen=True)
+class MDLMParams:
+    tie_embeddings: bool
+    schedule: str  # a key of SCHEDULES
+    t_eps: float  # t is drawn from [t_eps, 1]
+
+
+@register
+class MaskedDiffusionLM(TokenModel):
+    name = "mdlm"
+    display_name = "MDLM"
+    loss_meaning = "NELBO per token (masked cross-entropy weighted by 1/t)"
     nll_kind = "bound"
     accuracy_definition = "argmax accuracy on masked tokens at the validation t draws"
+    Params = MDLMParams
+    benchmark_cases = {"cached": {"use_cache": True}, "uncached": {"use_cache": False}}
 
-    def __init__(self, vocab_size: int, backbone: BackboneConfig, mask_id: int, tie_embeddings: bool,
-                 schedule: str, t_eps: float):
-        super().__init__()
+    @classmethod
+    def parse_params(cls, raw, vocab_size):
+        group = section(raw, "mdlm")
+        return MDLMParams(boolean(group, "tie_embeddings", "mdlm."), choice(group, "schedule", "mdlm.", tuple(SCHEDULES)),
+                          number(group, "t_eps", "mdlm.", 0, 1, low_open=True, high_open=True))
+
+    @classmethod
+    def parse_sampling(cls, group, prefix):
+        return {**super().parse_sampling(group, prefix), "steps": sampling_steps(group, prefix)}
+
+    @classmethod
+    def parse_validation(cls, group, prefix):
+        return {"t_draws": integer(group, "valid_t_draws", prefix, high=1000)}
+
+    def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool, schedule: str, t_eps: float,
+                 mask_id: int = SPECIAL_IDS["mask"]):
+        super().__init__(vocab_size, backbone, tie_embeddings)
         self.mask_id = mask_id
         self.schedule = SCHEDULES[schedule]()
         self.t_eps = t_eps
-        self.embed = nn.Embedding(vocab_size, backbone.d_model)
-        self.backbone = Backbone(backbone)
-        self.head = nn.Linear(backbone.d_model, vocab_size, bias=False)
-        init_weights(self)
-        if tie_embeddings:
-            self.head.weight = self.embed.weight
 
     def denoiser_log_probs(self, noisy: torch.Tensor) -> torch.Tensor:
         """log p_theta(x_0 | x_t) [B, L, V] under SUBS: MASK is impossible, unmasked tokens are carried over."""
-        positions = torch.arange(noisy.shape[1], device=noisy.device)
-        logits = self.head(self.backbone(self.embed(noisy), positions)).float()
+        logits = self.logits(noisy).float()
         logits[..., self.mask_id] = -math.inf
         log_probs = logits.log_softmax(dim=-1)
         unmasked = noisy != self.mask_id

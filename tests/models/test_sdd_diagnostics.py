@@ -1,8 +1,8 @@
 import torch
 
 from textdiff.backbone import BackboneConfig
-from textdiff.models.sdd import SparseDistributionLM
-from textdiff.sdd_diagnostics import accuracy_by_state, candidate_states, sampler_mismatch, training_weights
+from textdiff.models.sdd import (SparseDistributionLM, accuracy_by_state, candidate_states, sampler_mismatch,
+                                 training_weights)
 
 VOCAB, K = 50, 4
 
@@ -11,7 +11,7 @@ def make_sdd():
     torch.manual_seed(0)
     backbone = BackboneConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, max_positions=8)
     return SparseDistributionLM(VOCAB, backbone, k=K, embed_dim=16, clean_other_prob=0.01, embed_noise_std=0.1,
-                                use_k_curriculum=False).eval()
+                                k_curriculum=False).eval()
 
 
 def test_state_kinds_keep_or_remove_the_true_token():

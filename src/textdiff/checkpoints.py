@@ -1,0 +1,82 @@
+"""Weights on disk: the trained model of a train stage, and the resume checkpoints of a run.
+
+Both are safetensors, never pickle. A trained model directory holds model.safetensors and
+config.json (the model's spec and the run's fingerprint), so `load_trained` rebuilds exactly
+the model that was trained. A resume checkpoint holds weights, optimizer state and the log so
+far, and is named and stamped by the fingerprint of everything that defines its run; loading
+one written for another run is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_model, save_file, save_model
+
+from .errors import CheckpointMismatch
+from .io import atomic_path
+from .models import build_model
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- trained weights ---------------------------------------------------------------------------
+def save_weights(model, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        save_model(model, str(tmp))  # safetensors; handles the tied embedding/head
+
+
+def load_trained(model_dir: str | Path, device: torch.device | str = "cpu"):
+    """(model, config) from a train stage's output directory."""
+    model_dir = Path(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    model = build_model(config["spec"])
+    load_model(model, str(model_dir / "model.safetensors"), device=str(device))
+    return model.to(device).eval(), config
+
+
+# --- resume checkpoints ------------------------------------------------------------------------
+def checkpoint_path(checkpoint_dir: str | Path, label: str, fingerprint: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+    return Path(checkpoint_dir) / f"{label}-{digest[:16]}.safetensors"
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, log: list, elapsed: float):
+    tensors = {f"model.{name}": value.detach().clone().contiguous() for name, value in model.state_dict().items()}
+    optim_state = optimizer.state_dict()
+    for index, state in optim_state["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{index}.{key}"] = value.detach().clone().contiguous()
+    metadata = {"fingerprint": json.dumps(fingerprint, sort_keys=True), "step": str(step),
+                "elapsed": repr(elapsed), "log": json.dumps(log),
+                "param_groups": json.dumps(optim_state["param_groups"])}
+    with atomic_path(path) as tmp:
+        save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def load_checkpoint(path: Path, model, optimizer, fingerprint: dict):
+    """Restores model and optimizer in place; returns (step, log, elapsed). Refuses another config."""
+    with safe_open(str(path), framework="pt", device=str(model.device)) as handle:
+        metadata = handle.metadata()
+        if json.loads(metadata["fingerprint"]) != fingerprint:
+            raise CheckpointMismatch(f"{path}: checkpoint of a different config; delete it to start over")
+        model_state, optim_tensors = {}, {}
+        for key in handle.keys():
+            kind, rest = key.split(".", 1)
+            (model_state if kind == "model" else optim_tensors)[rest] = handle.get_tensor(key)
+    model.load_state_dict(model_state)
+    state: dict[int, dict] = {}
+    for key, value in optim_tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
+    return int(metadata["step"]), json.loads(metadata["log"]), float(metadata["elapsed"])

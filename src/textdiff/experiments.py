@@ -1,0 +1,136 @@
+"""Experiment groups: named sets of params overrides, each run as a DVC experiment outside `dvc repro`.
+
+params.yaml's `experiments` maps a group name to
+    stages: the stages each run reproduces (their upstream stages come along when their inputs change);
+    set:    overrides common to every run of the group (optional);
+    runs:   run name -> its own params overrides (dotted keys, as `dvc exp run -S` takes them).
+Each run is `dvc exp run --temp --name <group>-<run> -S ... <stages>`: the workspace is left as it
+is and the result is an experiment commit (`dvc exp show` lists it). `collect` reads each run's
+newest experiment commit, and from it the metrics and first samples of every model the group
+evaluates, into eval/experiments/<group>.json, which the report stage reads like any other input.
+One runner serves every group; a new question is a new group in params.yaml.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ParamError
+from .io import write_json
+from .models import model_names
+
+COLLECTED_DIR = "eval/experiments"
+COMMAND = "python stages/experiments.py"
+SAMPLES_KEPT = 4
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    stages: tuple[str, ...]
+    common: dict  # the group's `set`
+    runs: dict[str, dict]
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models whose evaluation the group's runs produce (all of them if it reproduces the report)."""
+        evaluated = tuple(stage.split("@", 1)[1] for stage in self.stages if stage.startswith("evaluate@"))
+        return model_names() if "report" in self.stages or not evaluated else evaluated
+
+
+def _name_ok(name) -> bool:
+    return isinstance(name, str) and bool(name) and name.replace("-", "").replace("_", "").isalnum()
+
+
+def read_groups(params_path="params.yaml") -> dict[str, Group]:
+    raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+    groups = raw.get("experiments") if isinstance(raw, dict) else None
+    if not isinstance(groups, dict) or not groups:
+        raise ParamError("params.yaml: experiments must map group names to {stages, set, runs}")
+    parsed = {}
+    for name, group in groups.items():
+        key = f"experiments.{name}"
+        if not _name_ok(name) or not isinstance(group, dict):
+            raise ParamError(f"params.yaml: {key} must be a mapping named with letters, digits, - or _")
+        stages, common, runs = group.get("stages"), group.get("set", {}), group.get("runs")
+        if not isinstance(stages, list) or not stages or not all(isinstance(s, str) and s for s in stages):
+            raise ParamError(f"params.yaml: {key}.stages must be a non-empty list of stage names, got {stages!r}")
+        if not isinstance(common, dict):
+            raise ParamError(f"params.yaml: {key}.set must be a mapping of params overrides, got {common!r}")
+        if not isinstance(runs, dict) or not runs:
+            raise ParamError(f"params.yaml: {key}.runs must map run names to params overrides, got {runs!r}")
+        for run, overrides in runs.items():
+            if not _name_ok(run):
+                raise ParamError(f"params.yaml: {key}.runs name must be letters, digits, - or _, got {run!r}")
+            if not isinstance(overrides, dict) or not overrides:
+                raise ParamError(f"params.yaml: {key}.runs.{run} must be a non-empty mapping, got {overrides!r}")
+        parsed[name] = Group(name, tuple(stages), common, runs)
+    return parsed
+
+
+def experiment_name(group: Group, run: str) -> str:
+    return f"{group.name}-{run}"
+
+
+def exp_run_command(group: Group, run: str) -> list[str]:
+    command = ["dvc", "exp", "run", "--temp", "--name", experiment_name(group, run)]
+    for key, value in {**group.runs[run], **group.common}.items():
+        command += ["--set-param", f"{key}={json.dumps(value)}"]  # JSON scalars are YAML scalars
+    return command + list(group.stages)
+
+
+def _git(*args: str, cwd=".") -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def newest_experiment(name: str, cwd=".") -> str | None:
+    """The newest experiment commit of that name, from any baseline (None if never run)."""
+    refs = _git("for-each-ref", "--sort=-committerdate", "--format=%(objectname) %(refname)", "refs/exps/",
+                cwd=cwd).split("\n")
+    for line in refs:
+        if line.endswith("/" + name):
+            return line.split()[0]
+    return None
+
+
+def run_experiment(group: Group, run: str, cwd=".") -> bool:
+    """Runs one run of the group; False (and its failure printed) if it failed."""
+    name = experiment_name(group, run)
+    if newest_experiment(name, cwd):  # an experiment name is unique per baseline; the rerun replaces it
+        subprocess.run(["dvc", "exp", "remove", name], cwd=cwd, capture_output=True)
+    # The experiment runs in a temporary copy of the repository; a relative PYTHONPATH makes its stages
+    # import that copy's library rather than an editable install of this workspace, which may change meanwhile.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, ("src", os.environ.get("PYTHONPATH"))))}
+    return subprocess.run(exp_run_command(group, run), cwd=cwd, env=env).returncode == 0
+
+
+def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
+    """Each run's overrides, experiment commit, and the metrics and first samples of the group's models,
+    written to <out_dir>/<group>.json."""
+    collected = {}
+    for run, overrides in group.runs.items():
+        rev = newest_experiment(experiment_name(group, run), cwd)
+        if rev is None:
+            continue
+
+        def read(path: str):
+            return json.loads(_git("show", f"{rev}:{path}", cwd=cwd))
+        collected[run] = {
+            "overrides": overrides,
+            "experiment": experiment_name(group, run),
+            "experiment_commit": rev,
+            "baseline_commit": _git("rev-parse", f"{rev}^", cwd=cwd).strip(),
+            "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
+                               "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT]}
+                       for model in group.models},
+        }
+    result = {"group": group.name, "command": f"{COMMAND} {group.name}", "stages": list(group.stages),
+              "models": list(group.models), "runs": collected,
+              "not_run": [run for run in group.runs if run not in collected]}
+    write_json(Path(cwd) / out_dir / f"{group.name}.json", result)
+    return result

@@ -1,0 +1,76 @@
+import pandas as pd
+
+from textdiff.analysis import best_at_equal_time, closest_to_real_text, distance_to_real_text, seed_conclusions
+
+REFERENCE = {"judge_perplexity": 14.0, "entropy": 3.6, "distinct_1": 0.15, "repeat_4gram_rate": 0.01}
+
+
+def sdd_metrics(judge_ppl, entropy, train_acc, context_acc, trivial=1.0, k=8, nll=1.0):
+    bucket = {"trivial_top_candidate_accuracy": trivial, "training_accuracy": train_acc,
+              "context_only_accuracy": context_acc, "true_token_replaced_accuracy": 0.0,
+              "prior_candidates_accuracy": 0.001}
+    return {"sample_judge_perplexity": judge_ppl, "sample_entropy": entropy, "nll_per_token": nll,
+            "sample_distinct_1": 0.1, "sample_repeat_4gram_rate": 0.0, "train_wall_s": 10.0,
+            "model_spec": {"k": k}, "accuracy": train_acc,
+            "diagnostics": {"by_t_bucket": {"t0.00-0.25": bucket, "t0.75-1.00": bucket},
+                            "most_frequent_token_accuracy": 0.05}}
+
+
+def variant(overrides, **kwargs):
+    return {"overrides": overrides, "metrics": sdd_metrics(**kwargs), "samples": ["a story"]}
+
+
+def test_distance_to_real_text_is_zero_for_real_text_and_grows_with_either_gap():
+    real = {"sample_judge_perplexity": 14.0, "sample_entropy": 3.6}
+    assert distance_to_real_text(real, REFERENCE) == 0
+    noisy = {"sample_judge_perplexity": 14.0 * 2.718281828, "sample_entropy": 3.6}
+    repetitive = {"sample_judge_perplexity": 14.0, "sample_entropy": 2.6}
+    assert abs(distance_to_real_text(noisy, REFERENCE) - 1.0) < 1e-6
+    assert abs(distance_to_real_text(repetitive, REFERENCE) - 1.0) < 1e-9
+
+
+def test_closest_run_is_neither_repetitive_nor_noise():
+    variants = {"repeats": variant({"k": 1}, judge_ppl=3.0, entropy=0.5, train_acc=0.9, context_acc=0.0),
+                "noise": variant({"k": 2}, judge_ppl=40000.0, entropy=3.6, train_acc=0.9, context_acc=0.0),
+                "writes": variant({"sdd.index_swap": "uniform"}, judge_ppl=80.0, entropy=3.4, train_acc=0.4,
+                                  context_acc=0.3)}
+    assert closest_to_real_text(variants, REFERENCE) == "writes"
+    assert closest_to_real_text({name: variants[name] for name in ("repeats", "noise")}, REFERENCE) == "repeats"
+    assert closest_to_real_text({}, REFERENCE) is None
+
+
+def test_equal_time_winner_skips_repetitive_settings_and_slow_ones():
+    sweeps = pd.DataFrame([
+        # a: its fast setting repeats (entropy 1.0 < 0.9 * 3.6), so its fair best is the other one
+        {"model": "a", "steps": 8, "temperature": 1.0, "ms_per_sample": 5.0, "judge_perplexity": 2.0, "entropy": 1.0},
+        {"model": "a", "steps": 16, "temperature": 1.0, "ms_per_sample": 9.0, "judge_perplexity": 30.0, "entropy": 3.5},
+        # b: only one setting within the budget (10 ms: b's fastest), and it is fair
+        {"model": "b", "steps": 64, "temperature": 1.0, "ms_per_sample": 10.0, "judge_perplexity": 20.0, "entropy": 3.4},
+        {"model": "b", "steps": 128, "temperature": 1.0, "ms_per_sample": 50.0, "judge_perplexity": 5.0, "entropy": 3.6},
+    ])
+    ranking = best_at_equal_time(sweeps, REFERENCE)
+    assert ranking["budget_ms"] == 10.0
+    assert [(p["model"], p["judge_perplexity"], p["repetitive"]) for p in ranking["picks"]] == [
+        ("b", 20.0, False), ("a", 30.0, False)]
+
+
+def test_seed_conclusions_follow_the_figures():
+    copier = sdd_metrics(judge_ppl=3000.0, entropy=1.0, train_acc=0.8, context_acc=0.001)
+    variants = {"sampler": variant({"sample.sdd.candidates": "stochastic"}, judge_ppl=2500.0, entropy=1.5,
+                                   train_acc=0.8, context_acc=0.001),
+                "curriculum": variant({"sdd.k_curriculum": True}, judge_ppl=3100.0, entropy=1.0, train_acc=0.8,
+                                      context_acc=0.001),
+                "k4": variant({"k": 4}, judge_ppl=900.0, entropy=1.2, train_acc=0.8, context_acc=0.001, k=4)}
+    verdicts = seed_conclusions(copier, variants, REFERENCE)
+    assert not verdicts["representations"]["holds"]  # a network-free copier matches its accuracy
+    assert verdicts["generation_problem"]["holds"]
+    assert not verdicts["sampling_bottleneck"]["holds"] and verdicts["sampling_bottleneck"]["best_sampler"] == "sampler"
+    assert verdicts["curriculum"]["holds"]  # 3100 vs 3000 is within 10%
+    assert not verdicts["fixed_k"]["holds"]  # k=4 is much closer to real text
+    learner = sdd_metrics(judge_ppl=20.0, entropy=3.5, train_acc=0.8, context_acc=0.4, trivial=0.5)
+    fixed = {"sampler": variant({"sample.sdd.renoise": True}, judge_ppl=18.0, entropy=3.5, train_acc=0.8,
+                                context_acc=0.4)}
+    verdicts = seed_conclusions(learner, fixed, REFERENCE)
+    assert verdicts["representations"]["holds"] and verdicts["sampling_bottleneck"]["holds"]
+    assert not verdicts["generation_problem"]["holds"]
+    assert "curriculum" not in verdicts and "fixed_k" not in verdicts  # not run: no verdict
