@@ -5,7 +5,7 @@ from textdiff.cli import run_stage
 from textdiff.data import read_stories
 from textdiff.io import atomic_path
 from textdiff.params import load_params
-from textdiff.tokenizer import train_tokenizer
+from textdiff.tokenizer import check_vocabulary, train_tokenizer
 
 
 def main():
@@ -15,6 +15,7 @@ def main():
     args = parser.parse_args()
     params = load_params()
     tokenizer = train_tokenizer(read_stories(args.stories), params.scale.vocab_size)
+    check_vocabulary(tokenizer, params.scale.vocab_size, f"scales.{params.scale_name}.vocab_size")
     with atomic_path(args.out) as tmp:
         tokenizer.save(str(tmp))
     print(f"vocabulary of {tokenizer.get_vocab_size()} tokens")

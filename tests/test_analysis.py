@@ -1,6 +1,7 @@
 import pandas as pd
 
-from textdiff.analysis import best_at_equal_time, closest_to_real_text, distance_to_real_text, seed_conclusions
+from textdiff.analysis import (best_at_equal_time, closest_to_real_text, distance_to_real_text, run_binding,
+                               seed_conclusions)
 
 REFERENCE = {"judge_perplexity": 14.0, "entropy": 3.6, "distinct_1": 0.15, "repeat_4gram_rate": 0.01}
 
@@ -74,3 +75,47 @@ def test_seed_conclusions_follow_the_figures():
     assert verdicts["representations"]["holds"] and verdicts["sampling_bottleneck"]["holds"]
     assert not verdicts["generation_problem"]["holds"]
     assert "curriculum" not in verdicts and "fixed_k" not in verdicts  # not run: no verdict
+
+
+def bound_run(**changes):
+    """A collected run of `k=4` that matches STUDY, with some of its records changed."""
+    run = {"overrides": {"k": 4}, "set": {"sample.sdd.sweep": False},
+           "params": {"scales.cpu.d_model": 128, "k": 4, "sample.sdd.sweep": False},
+           "code": {"src/textdiff/models/sdd.py": "c0de"}, "data": {"data/packed/train.npy": "da7a"},
+           "judge": {"models/judge/model.safetensors": "ju06e"}}
+    return {**run, **changes}
+
+
+STUDY = {"params": {"scales.cpu.d_model": 128, "k": 8, "sample.sdd.sweep": True},
+         "md5": {"src/textdiff/models/sdd.py": "c0de", "data/packed/train.npy": "da7a",
+                 "models/judge/model.safetensors": "ju06e"}}
+ENTRY = {"k": 4, "sample.sdd.sweep": False}
+
+
+def test_a_run_of_the_current_study_is_bound_to_it():
+    assert run_binding(bound_run(), ENTRY, STUDY) == []
+
+
+def test_a_run_with_another_model_size_is_excluded():
+    run = bound_run(params={"scales.cpu.d_model": 32, "k": 4, "sample.sdd.sweep": False})
+    assert run_binding(run, ENTRY, STUDY) == ["it ran with other params: scales.cpu.d_model = 32 (now 128)"]
+
+
+def test_a_run_scored_by_another_judge_is_excluded():
+    assert run_binding(bound_run(judge={"models/judge/model.safetensors": "01d"}), ENTRY, STUDY) == [
+        "its samples were scored by another judge"]
+
+
+def test_a_run_whose_group_entry_was_edited_is_excluded_and_keeps_what_it_ran():
+    reasons = run_binding(bound_run(), {"k": 2, "sample.sdd.sweep": False}, STUDY)
+    assert reasons == ["params.yaml now sets k=2, sample.sdd.sweep=False for it, but it ran k=4, sample.sdd.sweep=False"]
+    assert run_binding(bound_run(), None, STUDY) == ["params.yaml no longer lists it"]
+
+
+def test_a_run_of_other_code_or_data_or_unrecorded_is_excluded():
+    assert run_binding(bound_run(code={"src/textdiff/models/sdd.py": "01d"}), ENTRY, STUDY) == [
+        "it ran other code (src/textdiff/models/sdd.py)"]
+    assert run_binding(bound_run(data={"data/packed/train.npy": "01d"}), ENTRY, STUDY) == [
+        "it trained on other packed data"]
+    unrecorded = {key: value for key, value in bound_run().items() if key != "params"}
+    assert run_binding(unrecorded, ENTRY, STUDY) == ["it was collected before runs recorded what they ran with"]

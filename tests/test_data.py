@@ -1,9 +1,13 @@
+import io
 import json
+import os
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from textdiff import data
 from textdiff.data import held_out, load_stories, pack, prepare, read_local, read_stories
 from textdiff.errors import DataError
 from textdiff.study import parse_params
@@ -117,8 +121,67 @@ def test_hub_source_streams_only_the_stories_asked_for(monkeypatch, micro_raw):
                 yield {"text": f"{split} story {i}"}
         return rows()
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(data.socket, "create_connection", lambda *a, **k: io.BytesIO())  # the hub is reachable
     micro_raw["data"].update(train_stories=5, valid_stories=3)
     stories = load_stories(parse_params(micro_raw).data, environ={})
     assert stories.train == [f"train story {i}" for i in range(5)] and len(stories.valid) == 3
     assert pulled == {"train": 5, "validation": 3}
     assert stories.source == "hub dataset roneneldan/TinyStories"
+
+
+def test_no_network_and_no_local_copy_fails_in_seconds_with_a_hint(monkeypatch, micro_raw):
+    def unreachable(*args, **kwargs):
+        raise OSError("Network is unreachable")
+    monkeypatch.setattr(data.socket, "create_connection", unreachable)
+    tic = time.perf_counter()
+    with pytest.raises(DataError, match="cannot reach the Hugging Face hub.*set TINYSTORIES_DIR") as error:
+        load_stories(parse_params(micro_raw).data, environ={})
+    assert time.perf_counter() - tic < 5 and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("train.jsonl", '{"text": 12}\n', "train.jsonl:1: 'text' must be a string"),
+    ("train.parquet", None, "row 1: 'text' must be a string"),
+    ("train.parquet", b"PAR1 not really parquet", "not a readable parquet file"),
+])
+def test_bad_records_are_one_line_errors(tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is None:
+        pd.DataFrame({"text": ["a story", None]}).to_parquet(path)
+    else:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match=message) as error:
+        read_local(tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_an_unreadable_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "train.txt").mkdir()  # readable by nobody as a file, whoever runs the tests (root reads 0o000 files)
+    with pytest.raises(DataError, match="train.txt: cannot be read .*check that it exists and is readable"):
+        read_local(tmp_path)
+
+
+def test_stories_in_both_splits_leave_validation_and_are_counted(tmp_path, micro_raw):
+    (tmp_path / "train.txt").write_text("Once upon a time.\n<|endoftext|>\nThe cat sat.\n")
+    (tmp_path / "valid.txt").write_text("once upon a TIME!\n<|endoftext|>\nA dog ran.\n")
+    micro_raw["data"].update(train_stories=None, valid_stories=None)
+    manifest = prepare(parse_params(micro_raw).data, tmp_path / "out", environ={"TINYSTORIES_DIR": str(tmp_path)})
+    assert read_stories(tmp_path / "out" / "valid.jsonl") == ["A dog ran."]
+    assert manifest["valid_stories_dropped_as_in_train"] == 1
+
+
+def test_the_manifest_names_the_local_copy_without_a_machine_path(tmp_path, micro_raw):
+    (tmp_path / "train.txt").write_text("Once upon a time.\n<|endoftext|>\nThe cat sat.\n")
+    (tmp_path / "valid.txt").write_text("A dog ran.\n")
+    micro_raw["data"].update(train_stories=None, valid_stories=None)
+    manifest = prepare(parse_params(micro_raw).data, tmp_path / "out", environ={"TINYSTORIES_DIR": str(tmp_path)})
+    assert str(tmp_path) not in json.dumps(manifest) and manifest["source"] == f"local copy '{tmp_path.name}' (TINYSTORIES_DIR)"
+
+
+def test_a_vocabulary_smaller_than_asked_is_refused():
+    from textdiff.tokenizer import check_vocabulary
+
+    tokenizer = train_tokenizer(["a cat sat"] * 5, 4096)
+    with pytest.raises(DataError, match=r"only \d+ tokens, not scales.cpu.vocab_size=4096"):
+        check_vocabulary(tokenizer, 4096, "scales.cpu.vocab_size")
+    check_vocabulary(tokenizer, tokenizer.get_vocab_size(), "scales.cpu.vocab_size")

@@ -2,7 +2,8 @@ import pytest
 import yaml
 
 from textdiff.errors import ParamError
-from textdiff.experiments import exp_run_command, read_groups
+from textdiff.experiments import (changed_keys, exp_run_command, flatten, read_groups, study_hashes, study_params,
+                                  upstream_stages)
 from tests.conftest import REPO
 
 
@@ -31,7 +32,7 @@ def test_a_run_is_a_dvc_experiment_of_its_groups_stages_with_the_group_settings(
 
 def test_a_group_that_reproduces_the_report_collects_every_model(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"experiments": {"seeds": {"stages": ["report"], "runs": {"s1": {"seed": 1}}}}}))
+    path.write_text(yaml.safe_dump({"seed": 0, "experiments": {"seeds": {"stages": ["report"], "runs": {"s1": {"seed": 1}}}}}))
     assert read_groups(path)["seeds"].models == ("ar", "mdlm", "sdd")
 
 
@@ -46,3 +47,58 @@ def test_bad_groups_are_one_line_errors(tmp_path, groups):
     with pytest.raises(ParamError, match="experiments") as error:
         read_groups(path)
     assert "\n" not in str(error.value)
+
+
+def test_a_run_records_the_code_data_and_judge_of_the_stages_it_rests_on():
+    def stage(deps, outs):
+        return {"deps": [{"path": p, "md5": m} for p, m in deps], "outs": [{"path": p, "md5": m} for p, m in outs]}
+    lock = {"stages": {
+        "pack": stage([("src/textdiff/data.py", "d1")], [("data/packed/train.npy", "t1"), ("data/packed/stats.json", "s1")]),
+        "judge": stage([("src/textdiff/judge.py", "j1"), ("data/packed/train.npy", "t1")],
+                       [("models/judge/model.safetensors", "w1")]),
+        "train@sdd": stage([("src/textdiff/models/sdd.py", "m1"), ("data/packed/train.npy", "t1")],
+                           [("models/sdd/model.safetensors", "w2")]),
+        "train@ar": stage([("src/textdiff/models/ar.py", "a1")], [("models/ar/model.safetensors", "w3")]),
+        "evaluate@sdd": stage([("stages/evaluate.py", "e1"), ("models/sdd/model.safetensors", "w2"),
+                               ("models/judge/model.safetensors", "w1")], []),
+    }}
+    assert upstream_stages(lock, ["evaluate@sdd"]) == {"evaluate@sdd", "train@sdd", "judge", "pack"}
+    hashes = study_hashes(lock, ["evaluate@sdd"])
+    assert hashes["code"] == {"src/textdiff/data.py": "d1", "src/textdiff/judge.py": "j1",
+                              "src/textdiff/models/sdd.py": "m1", "stages/evaluate.py": "e1"}  # not ar.py
+    assert hashes["data"] == {"data/packed/train.npy": "t1", "data/packed/stats.json": "s1"}
+    assert hashes["judge"] == {"models/judge/model.safetensors": "w1"}
+
+
+def test_overrides_are_what_changed_against_the_baseline():
+    before = flatten({"k": 8, "sdd": {"index_swap": "none", "shuffle_slots": False}, "evaluate": {"sweep_steps": [8]}})
+    after = flatten({"k": 8, "sdd": {"index_swap": "uniform", "shuffle_slots": False}, "evaluate": {"sweep_steps": [8]}})
+    assert changed_keys(before, after) == {"sdd.index_swap": "uniform"}
+    assert study_params({"k": 8, "experiments": {"g": {}}}) == {"k": 8}
+
+
+def test_a_run_that_sets_a_key_params_yaml_lacks_is_refused_before_any_run(tmp_path):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["experiments"]["sdd_variants"]["runs"]["typo"] = {"sdd.index_swpa": "uniform"}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamError, match=r"runs.typo sets sdd.index_swpa, which is not a key of params.yaml "
+                                         r"\(did you mean sdd.index_swap\?\)"):
+        read_groups(path)
+
+
+def test_a_failing_run_is_reported_and_the_rest_of_its_group_still_runs(monkeypatch, capsys):
+    import runpy
+
+    import textdiff.experiments as experiments
+
+    ran = []
+    monkeypatch.setattr(experiments, "run_experiment", lambda group, run: ran.append(run) or run != "k2")
+    monkeypatch.setattr(experiments, "collect", lambda group: {"runs": {}})
+    monkeypatch.setattr("sys.argv", ["experiments.py", "sdd_variants", "k1", "k2", "k4"])
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exit_status:
+        runpy.run_path(str(REPO / "stages" / "experiments.py"), run_name="__main__")
+    assert exit_status.value.code == 1 and ran == ["k1", "k2", "k4"]
+    captured = capsys.readouterr()
+    assert "sdd_variants / k2 failed" in captured.out and "1 run(s) failed: k2" in captured.err

@@ -45,3 +45,29 @@ def test_bad_value_is_one_line_error_naming_the_key(micro_raw, key, value):
     assert "\n" not in message
     named = "n_heads" if key.endswith("n_heads") else key.split(".")[-1]
     assert named in message, message
+
+
+@pytest.mark.parametrize("key, value, nearest", [
+    ("sdd.embed_noise_sdt", 0.1, "sdd.embed_noise_std"), ("scales.cpu.stepz", 3, "scales.cpu.steps"),
+    ("sample.sdd.final_temprature", None, "sample.sdd.final_temperature"), ("seeed", 1, "seed"),
+    ("scales.seed.lrr", 0.1, "scales.seed.lr"),  # a scale not run now is checked too
+])
+def test_unknown_keys_are_refused_naming_the_nearest_valid_key(micro_raw, key, value, nearest):
+    _set(micro_raw, key, value)
+    with pytest.raises(ParamError) as error:
+        parse_params(micro_raw)
+    assert str(error.value) == f"params.yaml: unknown key {key} (did you mean {nearest}?); remove it or fix its name"
+
+
+def test_stages_that_build_no_model_still_refuse_unknown_shared_keys(micro_raw):
+    from textdiff.params import parse_params as shared_params
+
+    _set(micro_raw, "data.train_storiez", 5)
+    with pytest.raises(ParamError, match="unknown key data.train_storiez"):
+        shared_params(micro_raw)
+
+
+def test_a_seed_too_large_for_the_step_generators_is_refused(micro_raw):
+    micro_raw["seed"] = 10**14
+    with pytest.raises(ParamError, match=r"seed must be an integer \[0, 4294967295\]"):
+        parse_params(micro_raw)

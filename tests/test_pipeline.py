@@ -29,7 +29,7 @@ def study(tmp_path_factory):
     if not shared.is_dir():
         pytest.skip(f"offline TinyStories copy not found at {shared}")
     work = tmp_path_factory.mktemp("study")
-    for name in ("dvc.yaml", "stages", "src", ".dvc", ".gitignore"):
+    for name in ("dvc.yaml", "stages", "src", ".dvc", ".gitignore", ".dvcignore"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, work / name)
     for local in (".dvc/cache", ".dvc/tmp", ".dvc/config.local"):
@@ -37,7 +37,7 @@ def study(tmp_path_factory):
     (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
     (work / "eval" / "experiments").mkdir(parents=True)
     (work / "eval" / "experiments" / "sdd_variants.json").write_text(  # no variant experiment run yet
-        '{"models": ["sdd"], "runs": {}, "command": "python stages/experiments.py sdd_variants", "not_run": []}')
+        '{"group": "sdd_variants", "models": ["sdd"], "runs": {}, "command": "", "not_run": []}')
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "TINYSTORIES_DIR": str(shared),
            "PYTHONPATH": str(work / "src"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
@@ -91,8 +91,31 @@ def test_sdd_variant_runs_as_an_experiment_that_reaches_only_the_report(study):
     assert exp_params["sdd"]["index_swap"] == "uniform" and exp_params["sdd"]["shuffle_slots"] is True
     assert exp_params["sample"]["sdd"]["sweep"] is False
     assert variant["models"]["sdd"]["metrics"]["diagnostics"]["by_t_bucket"] and variant["models"]["sdd"]["samples"]
+    # What it ran, read from its experiment commit: overrides against its baseline, code, data and judge hashes.
+    assert variant["overrides"] == {"sdd.index_swap": "uniform", "sdd.shuffle_slots": True}
+    assert variant["set"] == {"sample.sdd.sweep": False} and variant["params"]["sdd.index_swap"] == "uniform"
+    assert "src/textdiff/models/sdd.py" in variant["code"] and "src/textdiff/report.py" not in variant["code"]
+    assert set(variant["judge"]) == {"models/judge/model.safetensors"} and "data/packed/train.npy" in variant["data"]
     assert stages_run(run(["dvc", "repro"], work, env)) == {"report"}
-    assert "swap-uniform" in (work / "reports" / "report.md").read_text()
+    report = (work / "reports" / "report.md").read_text()
+    assert "| swap-uniform |" in report and "Collected but not shown" not in report
+
+    # Its entry edited after it ran: the label stays what it ran, and the report leaves it out, saying why.
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["experiments"]["sdd_variants"]["runs"]["swap-uniform"] = {"sdd.index_swap": "probability"}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        run([sys.executable, "stages/experiments.py", "sdd_variants", "--collect-only"], work, env)
+        recollected = json.loads((work / "eval" / "experiments" / "sdd_variants.json").read_text())
+        assert recollected["runs"]["swap-uniform"]["overrides"] == variant["overrides"]
+        run(["dvc", "repro"], work, env)
+        report = (work / "reports" / "report.md").read_text()
+        assert "| swap-uniform |" not in report
+        assert "- swap-uniform: params.yaml now sets sdd.index_swap=probability" in report
+    finally:
+        (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+        run([sys.executable, "stages/experiments.py", "sdd_variants", "--collect-only"], work, env)
+        run(["dvc", "repro"], work, env)
 
 
 def test_changing_k_reruns_exactly_sdd_and_the_report(study):

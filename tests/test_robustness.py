@@ -1,10 +1,12 @@
 """Interruption, determinism, atomic outputs and safe loading (the README's robustness table)."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import yaml
 from safetensors.torch import load_file
 
 from textdiff.data import save_rows
+from textdiff.errors import DataError
 from textdiff.evaluate import evaluate
 from textdiff.io import atomic_path, write_json
 from textdiff.tokenizer import train_tokenizer
@@ -103,3 +106,78 @@ def test_unknown_model_is_a_one_line_error(tmp_path):
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert result.returncode == 2
     assert result.stderr.strip() == "error: unknown model 'gpt'; expected one of ar, mdlm, sdd"
+
+
+def test_a_model_file_changed_between_interruption_and_rerun_starts_training_over(tmp_path):
+    """The resume fingerprint covers the code: weights of two codes are never mixed."""
+    shutil.copytree(REPO / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    work = make_study_dir(tmp_path, steps=8, checkpoint_every=2)
+    script = ("import sys, yaml; from textdiff.study import parse_params; from textdiff.train import train; "
+              "params = parse_params(yaml.safe_load(open('params.yaml'))); "
+              "train('ar', params, 'train.npy', 'out', 'ckpt', progress=False, "
+              "stop_after=int(sys.argv[1]) if len(sys.argv) > 1 else None)")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
+    subprocess.run([sys.executable, "-c", script, "4"], cwd=work, env=env, check=True, timeout=300)
+    assert list((work / "ckpt").glob("ar-*.safetensors"))
+    with open(tmp_path / "src" / "textdiff" / "models" / "ar.py", "a") as model_file:
+        model_file.write("\n# a change to the model's code\n")
+    rerun = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, check=True, timeout=300,
+                           capture_output=True, text=True)
+    assert "resuming" not in rerun.stdout and "written by other code or another config" in rerun.stdout
+
+
+def test_truncated_weights_are_a_one_line_error(tmp_path, micro_params):
+    rows = np.random.default_rng(0).integers(4, 40, size=(64, 16)).astype(np.uint16)
+    save_rows(tmp_path / "train.npy", rows)
+    train("ar", micro_params, tmp_path / "train.npy", tmp_path / "ar", tmp_path / "ckpt", progress=False)
+    weights = tmp_path / "ar" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(DataError, match="model.safetensors: not complete safetensors weights.*rerun its train stage"):
+        load_trained(tmp_path / "ar")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, micro_raw):
+    micro_raw["train"]["device"] = "cuda"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(micro_raw))
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), "ar", "--rows", "train.npy"],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: train.device is cuda, but this machine has no CUDA device; set it to auto or cpu"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "malformed", "lacks a field"])
+def test_a_bad_report_input_is_a_one_line_error(tmp_path, damage):
+    metrics = tmp_path / "eval" / "ar" / "metrics.json"
+    metrics.parent.mkdir(parents=True)
+    if damage == "malformed":
+        metrics.write_text('{"perplexity": ')
+    elif damage == "lacks a field":
+        metrics.write_text("{}")
+    for name in ("samples.json",):
+        (metrics.parent / name).write_text("{}")
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "report.py")], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and "dvc repro" in result.stderr
+
+
+def test_a_killed_write_leaves_its_temporary_outside_the_output_and_outputs_are_readable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = Path("eval") / "ar" / "metrics.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            assert tmp.parent.resolve() == (tmp_path / ".cache" / "tmp").resolve()  # not inside eval/ar
+            raise RuntimeError("killed")
+    write_json(out, {"perplexity": 1.0})
+    assert sorted(p.name for p in out.parent.iterdir()) == ["metrics.json"]
+    assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

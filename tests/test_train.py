@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from textdiff.data import save_rows
-from textdiff.checkpoints import checkpoint_path, file_sha256, load_trained
+from textdiff.checkpoints import checkpoint_path, code_digest, file_sha256, load_trained
 from textdiff.errors import CheckpointMismatch, DataError, NonFiniteLoss
 from textdiff.models import model_names, model_spec
 from textdiff.train import learning_rate, run_fingerprint, train
@@ -65,7 +65,7 @@ def test_checkpoint_of_another_config_is_refused(micro_params, rows_path, tmp_pa
     other = dataclasses.replace(micro_params, seed=micro_params.seed + 1)
     # Even renamed into the other config's place, the checkpoint is recognised as foreign.
     fingerprint = run_fingerprint(model_spec("ar", other), other, file_sha256(rows_path))
-    checkpoint.rename(checkpoint_path(tmp_path / "ckpt", "ar", fingerprint))
+    checkpoint.rename(checkpoint_path(tmp_path / "ckpt", "ar", {**fingerprint, "code_sha256": code_digest()}))
     with pytest.raises(CheckpointMismatch, match="different config"):
         train("ar", other, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)
 
@@ -94,3 +94,28 @@ def test_rows_of_another_length_than_seq_len_stop_before_training(micro_params, 
     with pytest.raises(DataError, match="rows of 16 tokens.*seq_len is 32"):
         train("ar", params, rows_path, tmp_path / "ar", tmp_path / "ckpt", progress=False)
     assert not (tmp_path / "ar").exists() and not list((tmp_path / "ckpt").glob("*"))
+
+
+def test_an_unreadable_checkpoint_is_removed_and_training_starts_over(micro_params, rows_path, tmp_path, capsys):
+    train("ar", micro_params, rows_path, tmp_path / "straight", tmp_path / "ckpt0", progress=False)
+    train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False, stop_after=2)
+    checkpoint = next((tmp_path / "ckpt").glob("ar-*.safetensors"))
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # cut short, as by a kill or a full disk
+    train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)
+    assert "removed an unreadable checkpoint" in capsys.readouterr().out
+    a, b = (load_file(tmp_path / run / "model.safetensors") for run in ("straight", "out"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_of_other_code_is_never_resumed(micro_params, rows_path, tmp_path, capsys, monkeypatch):
+    train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False, stop_after=2)
+    monkeypatch.setattr("textdiff.train.code_digest", lambda: "another code")
+    train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)
+    out = capsys.readouterr().out
+    assert "resuming" not in out and "written by other code or another config" in out
+
+
+def test_a_truncated_token_row_file_is_a_one_line_error(micro_params, rows_path, tmp_path):
+    rows_path.write_bytes(rows_path.read_bytes()[:150])
+    with pytest.raises(DataError, match="not a complete token-row file.*rerun the pack stage"):
+        train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)

@@ -12,12 +12,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import textdiff
+
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_file, save_model
 
-from .errors import CheckpointMismatch
-from .io import atomic_path
+from .errors import CheckpointMismatch, DataError
+from .io import atomic_path, read_json
 from .models import build_model
 
 
@@ -38,13 +40,32 @@ def save_weights(model, path: Path) -> None:
 def load_trained(model_dir: str | Path, device: torch.device | str = "cpu"):
     """(model, config) from a train stage's output directory."""
     model_dir = Path(model_dir)
-    config = json.loads((model_dir / "config.json").read_text())
+    config = read_json(model_dir / "config.json")
     model = build_model(config["spec"])
-    load_model(model, str(model_dir / "model.safetensors"), device=str(device))
+    weights = model_dir / "model.safetensors"
+    try:
+        load_model(model, str(weights), device=str(device))
+    except FileNotFoundError:
+        raise DataError(f"{weights}: missing; run its train stage (dvc repro)") from None
+    except (SafetensorError, OSError) as error:
+        raise DataError(f"{weights}: not complete safetensors weights ({str(error).splitlines()[0][:80]}); "
+                        f"rerun its train stage (dvc repro -f <stage>)") from None
     return model.to(device).eval(), config
 
 
 # --- resume checkpoints ------------------------------------------------------------------------
+def code_digest(package_dir: Path = Path(textdiff.__file__).parent) -> str:
+    """sha256 of every module of the library: a resume checkpoint is only resumed by the code that wrote it."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        digest.update(str(path.relative_to(package_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def stale_checkpoints(checkpoint_dir: str | Path, label: str, current: Path) -> list[Path]:
+    """Checkpoints of the same run label written by other code or another config: never resumable."""
+    return sorted(p for p in Path(checkpoint_dir).glob(f"{label}-*.safetensors") if p != current)
+
 def checkpoint_path(checkpoint_dir: str | Path, label: str, fingerprint: dict) -> Path:
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
     return Path(checkpoint_dir) / f"{label}-{digest[:16]}.safetensors"
@@ -64,7 +85,19 @@ def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, 
 
 
 def load_checkpoint(path: Path, model, optimizer, fingerprint: dict):
-    """Restores model and optimizer in place; returns (step, log, elapsed). Refuses another config."""
+    """Restores model and optimizer in place; returns (step, log, elapsed). Refuses another config.
+    A checkpoint that cannot be read (cut short by a kill or a full disk) raises CorruptCheckpoint."""
+    try:
+        return _load_checkpoint(path, model, optimizer, fingerprint)
+    except (SafetensorError, OSError, KeyError, ValueError) as error:
+        raise CorruptCheckpoint(f"{path}: {str(error).splitlines()[0][:80]}") from None
+
+
+class CorruptCheckpoint(Exception):
+    pass
+
+
+def _load_checkpoint(path: Path, model, optimizer, fingerprint: dict):
     with safe_open(str(path), framework="pt", device=str(model.device)) as handle:
         metadata = handle.metadata()
         if json.loads(metadata["fingerprint"]) != fingerprint:

@@ -12,6 +12,8 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +35,19 @@ class Stories:
     valid: list[str]
     source: str
     split: str  # how the validation stories were obtained
+    in_both: int = 0  # validation stories dropped because a training story is the same text
 
 
 # --- reading sources ----------------------------------------------------------------------
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror}); check that it exists and is readable") from None
+
+
 def _read_txt(path: Path) -> list[str]:
-    raw = path.read_bytes()
+    raw = _read_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -56,25 +66,36 @@ def _read_txt(path: Path) -> list[str]:
 def _read_jsonl(path: Path) -> list[str]:
     stories = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = _read_bytes(path).decode("utf-8").splitlines()
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text (invalid byte at offset {error.start})") from None
     for number, line in enumerate(lines, 1):
         if line.strip():
             try:
-                stories.append(json.loads(line)["text"])
+                text = json.loads(line)["text"]
             except (ValueError, KeyError, TypeError):
                 raise DataError(f"{path}:{number}: expected a JSON object with a 'text' field") from None
+            if not isinstance(text, str):
+                raise DataError(f"{path}:{number}: 'text' must be a string, got {type(text).__name__}")
+            stories.append(text)
     return stories
 
 
 def _read_parquet(path: Path) -> list[str]:
     import pandas as pd
 
-    frame = pd.read_parquet(path)
+    _read_bytes(path)  # unreadable: one line
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several kinds for a corrupt file
+        raise DataError(f"{path}: not a readable parquet file ({str(error).splitlines()[0][:120]})") from None
     if "text" not in frame.columns:
         raise DataError(f"{path}: no 'text' column (columns: {', '.join(map(str, frame.columns))})")
-    return frame["text"].astype(str).tolist()
+    texts = frame["text"]
+    bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
+    if bad is not None:
+        raise DataError(f"{path}: row {bad}: 'text' must be a string, got {texts.iloc[bad]!r}")
+    return texts.tolist()
 
 
 READERS = {".txt": _read_txt, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
@@ -115,16 +136,32 @@ def read_local(directory: str | Path) -> tuple[list[str], list[str] | None]:
 
 def read_hub(dataset: str, train_stories: int | None, valid_stories: int | None):
     """Streams only the stories asked for from the Hugging Face hub."""
-    from datasets import load_dataset
-
     if train_stories is None:
         raise DataError("data.train_stories must be a number when streaming from the hub")
+    hint = f"set {LOCAL_DIR_ENV} to a local TinyStories copy (e.g. {LOCAL_DIR_ENV}=../shared/data/tinystories)"
+    try:  # fail in seconds, not after the hub client's retries
+        socket.create_connection((HUB_HOST, 443), timeout=HUB_TIMEOUT_S).close()
+    except OSError:
+        raise DataError(f"cannot reach the Hugging Face hub ({HUB_HOST}) and {LOCAL_DIR_ENV} is not set; {hint}") from None
+    from datasets import load_dataset
 
     def take(split, count):
-        stream = load_dataset(dataset, split=split, streaming=True)
-        return _clean(row["text"] for row in itertools.islice(stream, count))
+        try:
+            stream = load_dataset(dataset, split=split, streaming=True)
+            return _clean(row["text"] for row in itertools.islice(stream, count))
+        except Exception as error:  # network and hub errors come in many kinds
+            raise DataError(f"hub dataset {dataset} ({split}): {str(error).splitlines()[0][:160]}; {hint}") from None
 
-    return take("train", train_stories), take("validation", valid_stories or 10_000)
+    return take("train", train_stories), take("validation", valid_stories)
+
+
+HUB_HOST = "huggingface.co"
+HUB_TIMEOUT_S = 5
+
+
+def normalised(story: str) -> str:
+    """A story compared across splits: lower case, every run of non-alphanumerics one space."""
+    return re.sub(r"[\W_]+", " ", story.lower()).strip()
 
 
 def held_out(story: str, fraction: float) -> bool:
@@ -144,7 +181,8 @@ def load_stories(data_params, environ=os.environ) -> Stories:
     local_dir = environ.get(LOCAL_DIR_ENV)
     if local_dir:
         train, valid = read_local(local_dir)
-        source = f"local copy {Path(local_dir).resolve()}"
+        # Its name only: an absolute path would record the machine that ran it (the content hash identifies it).
+        source = f"local copy '{Path(local_dir).resolve().name}' ({LOCAL_DIR_ENV})"
     else:
         train, valid = read_hub(data_params.hf_dataset, data_params.train_stories, data_params.valid_stories)
         source = f"hub dataset {data_params.hf_dataset}"
@@ -154,10 +192,17 @@ def load_stories(data_params, environ=os.environ) -> Stories:
         train = [story for story in train if not held_out(story, data_params.valid_fraction)]
         split = f"held out by content hash ({data_params.valid_fraction:.0%} of the source's stories)"
     train = _take(train, data_params.train_stories, "train_stories")
-    valid = _take(valid, data_params.valid_stories, "valid_stories")
+    if not train:
+        raise DataError(f"no training stories left in the {source}")
+    # A validation story that is also a training story would flatter every model: it is dropped and counted.
+    seen = set(map(normalised, train))
+    kept = [story for story in valid if normalised(story) not in seen]
+    in_both = len(valid) - len(kept)
+    valid = _take(kept, data_params.valid_stories, "valid_stories")
     if not valid:
-        raise DataError("no validation stories: the source has none and the held-out share is empty")
-    return Stories(train, valid, source, split)
+        raise DataError("no validation stories: the source has none, the held-out share is empty, "
+                        "or every one is also a training story")
+    return Stories(train, valid, source, split, in_both)
 
 
 def write_stories(path: Path, stories: list[str]) -> None:
@@ -184,6 +229,7 @@ def prepare(data_params, out_dir: str | Path, environ=os.environ) -> dict:
         "validation": stories.split,
         "train_stories": len(stories.train),
         "valid_stories": len(stories.valid),
+        "valid_stories_dropped_as_in_train": stories.in_both,
         "train_characters": sum(map(len, stories.train)),
         "sha256": content.hexdigest(),
     }
@@ -222,4 +268,10 @@ def save_rows(path: Path, rows: np.ndarray) -> None:
 
 
 def load_rows(path: str | Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; run the pack stage (dvc repro pack)") from None
+    except (ValueError, EOFError, OSError) as error:
+        raise DataError(f"{path}: not a complete token-row file ({str(error).splitlines()[0][:80]}); "
+                        "rerun the pack stage (dvc repro -f pack)") from None

@@ -13,7 +13,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but no CUDA device is available")
+        raise ParamError("params.yaml: train.device is cuda, but this machine has no CUDA device; "
+                         "set it to auto or cpu")
     return torch.device(name)
 
 

@@ -9,9 +9,16 @@ is and the result is an experiment commit (`dvc exp show` lists it). `collect` r
 newest experiment commit, and from it the metrics and first samples of every model the group
 evaluates, into eval/experiments/<group>.json, which the report stage reads like any other input.
 One runner serves every group; a new question is a new group in params.yaml.
+
+A collected run is evidence only for the study it ran in, so `collect` also records what that
+was, all read from the experiment commit itself: the params it ran with (and the overrides that
+made them, against its baseline commit), and from its dvc.lock the hashes of the code, the
+packed data and the judge behind its results. analysis.run_binding compares them with the
+current study.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import subprocess
@@ -69,6 +76,13 @@ def read_groups(params_path="params.yaml") -> dict[str, Group]:
                 raise ParamError(f"params.yaml: {key}.runs name must be letters, digits, - or _, got {run!r}")
             if not isinstance(overrides, dict) or not overrides:
                 raise ParamError(f"params.yaml: {key}.runs.{run} must be a non-empty mapping, got {overrides!r}")
+        known = study_params(raw)
+        for where, overrides in [(f"{key}.set", common), *((f"{key}.runs.{run}", o) for run, o in runs.items())]:
+            for param in overrides:
+                if param not in known:  # caught here, before any run starts, not by the run that would fail
+                    nearest = difflib.get_close_matches(str(param), known, n=1, cutoff=0.6)
+                    raise ParamError(f"params.yaml: {where} sets {param}, which is not a key of params.yaml"
+                                     + (f" (did you mean {nearest[0]}?)" if nearest else ""))
         parsed[name] = Group(name, tuple(stages), common, runs)
     return parsed
 
@@ -109,22 +123,89 @@ def run_experiment(group: Group, run: str, cwd=".") -> bool:
     return subprocess.run(exp_run_command(group, run), cwd=cwd, env=env).returncode == 0
 
 
+def flatten(params: dict, prefix: str = "") -> dict:
+    """{"sdd": {"k_curriculum": true}} -> {"sdd.k_curriculum": true}: params as `dvc exp run -S` names them."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def study_params(params: dict) -> dict:
+    """A params.yaml mapping without its experiment groups (which no stage reads), flattened."""
+    return flatten({key: value for key, value in params.items() if key != "experiments"})
+
+
+def changed_keys(before: dict, after: dict) -> dict:
+    """The flattened keys whose value differs in `after` (or is new there), with that value."""
+    return {key: value for key, value in after.items() if before.get(key, object()) != value}
+
+
+def upstream_stages(lock: dict, stages) -> set[str]:
+    """The stages of a dvc.lock that produced `stages`' inputs, transitively, and `stages` themselves."""
+    produced_by = {out["path"]: name for name, stage in lock["stages"].items() for out in stage.get("outs", [])}
+    found, todo = set(), list(stages)
+    while todo:
+        name = todo.pop()
+        if name in found or name not in lock["stages"]:
+            continue
+        found.add(name)
+        for dep in lock["stages"][name].get("deps", []):
+            todo += [stage for out, stage in produced_by.items()
+                     if dep["path"] == out or dep["path"].startswith(out.rstrip("/") + "/")]
+    return found
+
+
+def study_hashes(lock: dict, stages) -> dict:
+    """What a run's results rest on, from its dvc.lock: the md5 of every code file the stages it reproduced
+    (with their upstream stages) depend on, of the packed data, and of the judge's weights."""
+    code, outputs = {}, {}
+    for name in sorted(upstream_stages(lock, stages)):
+        stage = lock["stages"][name]
+        for dep in stage.get("deps", []):
+            if dep["path"].startswith(("src/", "stages/")):
+                code[dep["path"]] = dep["md5"]
+        for out in stage.get("outs", []):
+            outputs[out["path"]] = out.get("md5")
+    return {"code": dict(sorted(code.items())),
+            "data": {path: md5 for path, md5 in outputs.items() if path.startswith("data/packed/")},
+            "judge": {path: md5 for path, md5 in outputs.items() if path == JUDGE_WEIGHTS}}
+
+
+JUDGE_WEIGHTS = "models/judge/model.safetensors"
+
+
+def entry(group: Group, run: str) -> dict | None:
+    """The overrides params.yaml now gives a run of the group (its own and the group's `set`); None if none."""
+    return {**group.runs[run], **group.common} if run in group.runs else None
+
+
 def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
-    """Each run's overrides, experiment commit, and the metrics and first samples of the group's models,
-    written to <out_dir>/<group>.json."""
+    """Each run's experiment commit, what it ran (params, overrides, code, data and judge hashes) and the
+    metrics and first samples of the group's models, written to <out_dir>/<group>.json."""
     collected = {}
-    for run, overrides in group.runs.items():
+    for run in group.runs:
         rev = newest_experiment(experiment_name(group, run), cwd)
         if rev is None:
             continue
 
-        def read(path: str):
-            return json.loads(_git("show", f"{rev}:{path}", cwd=cwd))
+        def read(path: str, commit: str = rev):
+            text = _git("show", f"{commit}:{path}", cwd=cwd)
+            return json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        baseline = _git("rev-parse", f"{rev}^", cwd=cwd).strip()
+        ran = study_params(read("params.yaml"))
+        overrides = changed_keys(study_params(read("params.yaml", baseline)), ran)
         collected[run] = {
-            "overrides": overrides,
+            "overrides": {key: value for key, value in overrides.items() if key not in group.common},
+            "set": {key: value for key, value in overrides.items() if key in group.common},
             "experiment": experiment_name(group, run),
             "experiment_commit": rev,
-            "baseline_commit": _git("rev-parse", f"{rev}^", cwd=cwd).strip(),
+            "baseline_commit": baseline,
+            "params": ran,
+            **study_hashes(read("dvc.lock"), group.stages),
             "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
                                "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT]}
                        for model in group.models},

@@ -5,6 +5,7 @@ Every problem is a ParamError whose message is one line naming the key, e.g.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,16 +78,40 @@ class StudyParams:
     judge: JudgeParams
 
 
-def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
-    """The study's params. models (name -> model class, see textdiff.study) also parses each model's own
-    groups; without it, `models`, `sample`, `validation` and `sweep` are empty (stages that build no model)."""
-    if not isinstance(raw, dict):
-        raise ParamError("params.yaml: must be a mapping of keys to values")
-    scales = section(raw, "scales")
-    scale_name = raw.get("scale")
-    if scale_name not in scales:
-        fail("scale", f"must name one of scales ({', '.join(scales)})", scale_name)
-    s, p = section(scales, scale_name, "scales."), f"scales.{scale_name}."
+class _Reads(dict):
+    """A params mapping that records which of its keys the parser read, so that a key nobody reads (a typo,
+    a setting that no longer exists) is named instead of silently ignored."""
+
+    def __init__(self, data: dict):
+        super().__init__({key: _Reads(value) if isinstance(value, dict) else value for key, value in data.items()})
+        self.read: set = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def unread(self, prefix: str = ""):
+        """(dotted key, the keys read beside it) of every key never read, here and below what was read."""
+        for key, value in self.items():
+            if key not in self.read:
+                yield prefix + str(key), [prefix + str(k) for k in self.read if k in self]
+            elif isinstance(value, _Reads):
+                yield from value.unread(f"{prefix}{key}.")
+
+
+def _refuse_unread(raw: _Reads, sections) -> None:
+    for key, known in (item for name in sections for item in
+                       (raw[name].unread(f"{name}.") if name else raw.unread())):
+        nearest = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        raise ParamError(f"params.yaml: unknown key {key}" + (f" (did you mean {nearest[0]}?)" if nearest else
+                                                                "") + "; remove it or fix its name")
+
+
+def _scale(s: dict, p: str) -> Scale:
     scale = Scale(
         vocab_size=integer(s, "vocab_size", p, low=256, high=65535),  # ids are stored as uint16
         seq_len=integer(s, "seq_len", p, low=2, high=8192),
@@ -101,7 +126,24 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
     )
     if scale.d_model % scale.n_heads or (scale.d_model // scale.n_heads) % 2:
         fail(p + "n_heads", f"must divide d_model={scale.d_model} into an even head size", scale.n_heads)
-    seed = integer(raw, "seed", "", low=0)
+    return scale
+
+
+def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
+    """The study's params. models (name -> model class, see textdiff.study) also parses each model's own
+    groups; without it, `models`, `sample`, `validation` and `sweep` are empty (stages that build no model).
+    A key that nothing reads is refused, naming the nearest valid key (without models: in the shared sections)."""
+    if not isinstance(raw, dict):
+        raise ParamError("params.yaml: must be a mapping of keys to values")
+    raw = _Reads(raw)
+    scales = section(raw, "scales")
+    scale_name = raw.get("scale")
+    if scale_name not in scales:
+        fail("scale", f"must name one of scales ({', '.join(scales)})", scale_name)
+    for name in scales:  # every scale is checked, so that a typo in one not run now is found too
+        _scale(section(scales, name, "scales."), f"scales.{name}.")
+    scale = _scale(scales[scale_name], f"scales.{scale_name}.")
+    seed = integer(raw, "seed", "", low=0, high=2**32 - 1)  # step seeds are seed * 1_000_003 + step < 2**64
 
     d = section(raw, "data")
     if not isinstance(d.get("hf_dataset"), str) or not d["hf_dataset"]:
@@ -139,6 +181,9 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
         validation[name] = model.parse_validation(group, prefix)
         sweeps[name] = boolean(group, "sweep", prefix)
     judge = JudgeParams(integer(section(raw, "judge"), "steps_factor", "judge.", high=1000))
+    raw.get("experiments")  # the experiment groups, which experiments.read_groups checks: read as a whole
+    raw["experiments"] = dict(raw.get("experiments") or {})
+    _refuse_unread(raw, [""] if models is not None else ["scales", "data", "train", "evaluate", "judge"])
     return StudyParams(scale_name, scale, seed, data, train, model_params, evaluate, sample, validation, sweeps, judge)
 
 

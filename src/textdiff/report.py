@@ -1,7 +1,7 @@
 """Regenerates reports/ from what the pipeline actually produced: nothing here is typed in by hand."""
 from __future__ import annotations
 
-import math
+import hashlib
 from pathlib import Path
 
 import matplotlib
@@ -10,8 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import yaml  # noqa: E402
+
 from .analysis import (ENTROPY_FLOOR, SAME_WITHIN, best_at_equal_time, closest_to_real_text,  # noqa: E402
-                       degenerate, distance_to_real_text, seed_conclusions, state_accuracy)
+                       degenerate, distance_to_real_text, run_binding, seed_conclusions, state_accuracy)
+from .experiments import entry, read_groups, study_params  # noqa: E402
+from .errors import DataError  # noqa: E402
 from .io import atomic_path, read_json, write_text  # noqa: E402
 from .models import MODELS  # noqa: E402
 
@@ -299,11 +303,19 @@ def plot_variants(seed: dict, variants: dict, reference: dict, path: Path) -> No
                  "SDD variants: sample quality (red: the seed's design)", path)
 
 
+def excluded_lines(excluded: dict[str, list[str]], command: str) -> list[str]:
+    if not excluded:
+        return []
+    return ["", f"Collected but not shown, because they ran under another study than this report's (rerun them: "
+                f"`{command} <name>`):", ""] + [f"- {name}: {'; '.join(reasons)}." for name, reasons in excluded.items()]
+
+
 def variants_section(seed: dict, variants: dict, reference: dict, baseline: tuple[str, dict] | None,
-                     best: str | None, command: str, plot_name: str, not_run=()) -> list[str]:
+                     best: str | None, command: str, plot_name: str, not_run=(), excluded=None) -> list[str]:
     lines = diagnostics_section(seed["diagnostics"])
     if not variants:
-        return lines + [f"No variant experiment has been collected yet: run `{command}`.", ""]
+        return lines + [f"No variant experiment of this study has been collected yet: run `{command}`."] + \
+            excluded_lines(excluded or {}, command) + [""]
     lines += ["### Variants", "",
               f"Each variant is a DVC experiment (`{command}`; `dvc exp show` lists them) that retrains SDD at this "
               "scale with the params shown changed (sampler-only variants reuse the trained model from DVC's run "
@@ -312,6 +324,7 @@ def variants_section(seed: dict, variants: dict, reference: dict, baseline: tupl
     lines += variants_table(seed, variants, reference)
     if not_run:
         lines += ["", f"Listed in params.yaml but not run yet: {', '.join(not_run)} (`{command} <name>`)."]
+    lines += excluded_lines(excluded or {}, command)
     lines += ["", f"![SDD variants]({plot_name})", "", "### The seed's conclusions, re-tested", ""]
     lines += seed_conclusion_lines(seed, variants, reference, baseline)
     distances = f"{distance_to_real_text(variants[best]['metrics'], reference):.2f}, against the seed design's " \
@@ -335,7 +348,7 @@ def _first_of_kind(metrics: dict[str, dict], kind: str) -> str | None:
 def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str, reference: dict,
                   sweeps: pd.DataFrame, timings: dict[str, float], group: dict | None = None) -> str:
     """report.md. group: the collected variants group (see group_runs), or None."""
-    group = group or {"model": None, "runs": {}, "command": "", "not_run": []}
+    group = group or {"model": None, "runs": {}, "excluded": {}, "command": "", "not_run": []}
     variants, variants_model = group["runs"], group["model"]
     best = closest_to_real_text(variants, reference)
     exact, bound = _first_of_kind(metrics, "exact"), _first_of_kind(metrics, "bound")
@@ -401,7 +414,7 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     if variants_model and "diagnostics" in metrics.get(variants_model, {}):
         baseline = (display_name(exact), metrics[exact]) if exact else None
         lines += variants_section(metrics[variants_model], variants, reference, baseline, best, group["command"],
-                                  "sdd_variants.png", group["not_run"])
+                                  "sdd_variants.png", group["not_run"], group.get("excluded"))
     lines += cost_section(timings)
     lines += ["## Samples", ""]
     for name, s in samples.items():
@@ -419,30 +432,64 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def group_runs(collected: dict) -> dict:
-    """A collected experiment group (experiments.collect) as the report uses it: its one model, and per run its
-    overrides, that model's metrics and samples."""
+def file_md5(path: Path) -> str | None:
+    return hashlib.md5(path.read_bytes()).hexdigest() if path.is_file() else None  # as dvc.lock records it
+
+
+def group_runs(collected: dict, params_path: Path, root: Path = Path(".")) -> dict:
+    """A collected experiment group (experiments.collect) as the report uses it: its one model, and per run that
+    matches the current study (analysis.run_binding) its overrides, that model's metrics and samples; the other
+    runs under "excluded", each with its reasons."""
     model = collected["models"][0] if len(collected["models"]) == 1 else None
-    runs = {name: {"overrides": run["overrides"], "metrics": run["models"][model]["metrics"],
-                   "samples": run["models"][model]["samples"]} for name, run in collected["runs"].items()} if model else {}
-    return {"model": model, "runs": runs, "command": collected["command"], "not_run": collected["not_run"]}
+    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    group = read_groups(params_path).get(collected["group"])
+    paths = {path for run in collected["runs"].values() for kind in ("code", "data", "judge")
+             for path in run.get(kind, {})}
+    study = {"params": study_params(raw), "md5": {path: file_md5(root / path) for path in paths}}
+    runs, excluded = {}, {}
+    for name, run in collected["runs"].items():
+        reasons = run_binding(run, group and entry(group, name), study)
+        if reasons:
+            excluded[name] = reasons
+        elif model:
+            runs[name] = {"overrides": run["overrides"], "metrics": run["models"][model]["metrics"],
+                          "samples": run["models"][model]["samples"]}
+    return {"model": model, "runs": runs, "excluded": excluded, "command": collected["command"],
+            "not_run": collected["not_run"]}
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as error:  # missing, unreadable or not CSV
+        raise DataError(f"{path}: {str(error).splitlines()[0][:80]}; rerun the stage that writes it (dvc repro)") \
+            from None
 
 
 def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings",
-                 experiments_dir="eval/experiments") -> None:
+                 experiments_dir="eval/experiments", params_path="params.yaml") -> None:
+    try:
+        _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir, experiments_dir, params_path)
+    except KeyError as error:  # an input that parses but lacks a field it must have
+        raise DataError(f"a report input lacks the field {error}; rerun the stage that writes it "
+                        "(dvc repro -f <stage>)") from None
+
+
+def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir, experiments_dir,
+                  params_path) -> None:
     eval_dir, model_dir, data_dir, out_dir, timings_dir = map(Path, (eval_dir, model_dir, data_dir, out_dir,
                                                                       timings_dir))
     metrics = {name: read_json(eval_dir / name / "metrics.json") for name in model_names}
     samples = {name: read_json(eval_dir / name / "samples.json") for name in model_names}
-    logs = {name: pd.read_csv(model_dir / name / "train_log.csv") for name in model_names}
+    logs = {name: read_csv(model_dir / name / "train_log.csv") for name in model_names}
     manifest = read_json(data_dir / "prepared" / "manifest.json")
     pack_stats = read_json(data_dir / "packed" / "stats.json")
     reference = read_json(eval_dir / "reference" / "metrics.json")
-    sweeps = pd.concat([pd.read_csv(eval_dir / name / "sweep.csv") for name in model_names], ignore_index=True)
+    sweeps = pd.concat([read_csv(eval_dir / name / "sweep.csv") for name in model_names], ignore_index=True)
     stages = ["prepare", "tokenizer", "pack", *(f"train@{n}" for n in model_names), "judge",
               *(f"evaluate@{n}" for n in model_names)]
     timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
-    group = group_runs(read_json(Path(experiments_dir) / f"{VARIANTS_GROUP}.json"))
+    group = group_runs(read_json(Path(experiments_dir) / f"{VARIANTS_GROUP}.json"), Path(params_path))
     variants, variants_model = group["runs"], group["model"]
     table = results_table(labelled_rows(metrics, variants, closest_to_real_text(variants, reference), variants_model))
     if variants_model in metrics:

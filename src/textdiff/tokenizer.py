@@ -5,6 +5,8 @@ from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from .errors import DataError
+
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<mask>")
 SPECIAL_IDS = {"pad": 0, "bos": 1, "eos": 2, "mask": 3}
 
@@ -24,6 +26,14 @@ def train_tokenizer(stories: Iterable[str], vocab_size: int) -> Tokenizer:
         if tokenizer.token_to_id(SPECIAL_TOKENS[token_id]) != token_id:
             raise RuntimeError(f"special token {name} did not get its fixed id {token_id}")
     return tokenizer
+
+
+def check_vocabulary(tokenizer: Tokenizer, vocab_size: int, key: str) -> None:
+    """BPE stops merging when the text runs out of pairs: a vocabulary smaller than asked is refused, not used."""
+    learned = tokenizer.get_vocab_size()
+    if learned < vocab_size:
+        raise DataError(f"the training stories give only {learned} tokens, not {key}={vocab_size}; "
+                        "lower it or train on more stories")
 
 
 def decode(tokenizer: Tokenizer, ids) -> str:

@@ -13,8 +13,10 @@ single-process run; only rank 0 writes checkpoints, logs and outputs.
 
 Resume checkpoints (safetensors: weights, optimizer state, log so far) live in
 a directory outside DVC's outputs, named by a fingerprint of everything that
-defines the run; a rerun of the same config after an interruption picks its
-checkpoint up, and a checkpoint of another config is refused.
+defines the run and of the library's code; a rerun of the same config and code
+after an interruption picks its checkpoint up. Checkpoints of the same run
+written by other code or another config, or cut short, are removed (saying so)
+and the run starts over; one renamed into place is refused.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .checkpoints import checkpoint_path, file_sha256, load_checkpoint, save_checkpoint, save_weights
+from .checkpoints import (CorruptCheckpoint, checkpoint_path, code_digest, file_sha256, load_checkpoint,
+                          save_checkpoint, save_weights, stale_checkpoints)
 from .data import load_rows
 from .device import distributed_setup, resolve_device
 from .errors import DataError, NonFiniteLoss
@@ -101,23 +104,39 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     out_dir, scale = Path(out_dir), params.scale
     rank, world, device = distributed_setup(resolve_device(params.train.device), scale.batch_size,
                                             f"scales.{params.scale_name}.batch_size")
-    torch.manual_seed(params.seed)  # initial weights, the same on every rank
     spec = model_spec(model_name, params)
     fingerprint = run_fingerprint(spec, params, file_sha256(train_rows_path))
-    checkpoint = checkpoint_path(checkpoint_dir, label, fingerprint)
+    # The checkpoint's own fingerprint adds the code, so a resume never mixes two codes' weights; the
+    # output's (config.json) does not, so a change that leaves the weights alone leaves it alone too.
+    resume_fingerprint = {**fingerprint, "code_sha256": code_digest()}
+    checkpoint = checkpoint_path(checkpoint_dir, label, resume_fingerprint)
+    if rank == 0:
+        for stale in stale_checkpoints(checkpoint_dir, label, checkpoint):
+            stale.unlink()
+            print(f"removed {stale}: a checkpoint of {label} written by other code or another config")
 
     rows = torch.from_numpy(load_rows(train_rows_path).astype("int64")).to(device)
     if rows.shape[1] != scale.seq_len:
         raise DataError(f"{train_rows_path}: rows of {rows.shape[1]} tokens, but params.yaml's seq_len is "
                         f"{scale.seq_len}; rerun the pack stage (dvc repro pack)")
-    model = build_model(spec).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=scale.lr, betas=(0.9, 0.99),
-                                  weight_decay=params.train.weight_decay, fused=device.type == "cuda")
+
+    def fresh():
+        torch.manual_seed(params.seed)  # initial weights, the same on every rank
+        model = build_model(spec).to(device)
+        return model, torch.optim.AdamW(model.parameters(), lr=scale.lr, betas=(0.9, 0.99),
+                                        weight_decay=params.train.weight_decay, fused=device.type == "cuda")
+    model, optimizer = fresh()
     start, log, elapsed = 0, [], 0.0
     if checkpoint.exists():
-        start, log, elapsed = load_checkpoint(checkpoint, model, optimizer, fingerprint)
-        if rank == 0:
-            print(f"resuming {label} from step {start} ({checkpoint})")
+        try:
+            start, log, elapsed = load_checkpoint(checkpoint, model, optimizer, resume_fingerprint)
+            if rank == 0:
+                print(f"resuming {label} from step {start} ({checkpoint})")
+        except CorruptCheckpoint as error:
+            if rank == 0:
+                checkpoint.unlink(missing_ok=True)
+                print(f"removed an unreadable checkpoint ({error}); training {label} from step 0")
+            model, optimizer = fresh()  # as they were before the failed load
 
     model.train()
     loss_module = TrainingLoss(model)
@@ -166,7 +185,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
         done = step + 1
         if done % params.train.checkpoint_every == 0 and done < scale.steps and rank == 0:
-            save_checkpoint(checkpoint, model, optimizer, done, fingerprint, log, elapsed)
+            save_checkpoint(checkpoint, model, optimizer, done, resume_fingerprint, log, elapsed)
         if stop_after is not None and done >= stop_after:
             return {"stopped_at": done}
     bar.close()

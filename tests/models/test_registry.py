@@ -129,7 +129,7 @@ def test_a_fourth_model_trains_evaluates_and_is_reported(with_bigram, tmp_path):
     for stage in ("prepare", "tokenizer", "pack", "train@bigram", "judge", "evaluate@bigram"):
         write_json(tmp_path / "timings" / f"{stage}.json", {"wall_s": 1.0})
     write_json(tmp_path / "eval" / "experiments" / "sdd_variants.json",
-               {"models": ["sdd"], "runs": {}, "command": "", "not_run": []})
+               {"group": "sdd_variants", "models": ["sdd"], "runs": {}, "command": "", "not_run": []})
     build_report(tmp_path / "eval", tmp_path / "models", tmp_path / "data", tmp_path / "reports", ["bigram"],
                  tmp_path / "timings", tmp_path / "eval" / "experiments")
     report = (tmp_path / "reports" / "report.md").read_text()
