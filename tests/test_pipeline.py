@@ -122,6 +122,13 @@ def test_changing_k_reruns_exactly_sdd_and_the_report(study):
     work, env, _ = study
     output = run(["dvc", "exp", "run", "-S", "k=4"], work, env)
     assert stages_run(output) == {"train@sdd", "evaluate@sdd", "report"}
+    # dvc exp show lists the headline figures only: a few per model, each perplexity named by its kind.
+    header = run(["dvc", "exp", "show", "--csv"], work, env).splitlines()[0].split(",")
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], work, env))
+    columns = [f"{model}.{key}" for files in metrics.values() for data in files["data"].values()
+               for model, figures in data["data"].items() for key in figures]
+    assert {"ar.ppl_exact", "mdlm.ppl_bound", "sdd.ppl_dce"} <= set(columns) and len(columns) <= 20, columns
+    assert set(columns) <= set(header) and not any("wall_s" in column or "gen_ms" in column for column in header)
 
 
 def test_bad_param_fails_in_one_line_before_any_work(study):

@@ -84,7 +84,8 @@ def test_same_params_and_seed_give_identical_evaluation_metrics(tmp_path, micro_
               tmp_path / "ckpt", progress=False)
     runs = [evaluate(tmp_path / "mdlm", tmp_path / "rows.npy", tokenizer, micro_params, "mdlm", tmp_path / "judge")
             for _ in range(2)]
-    timing = {"gen_ms_per_sample", "sample_ms_per_sample", "train_wall_s", "train_tokens_per_s"}
+    timing = {"gen_ms_per_sample", "gen_ms_min", "gen_timing_busy", "sample_ms_per_sample", "train_wall_s",
+              "train_tokens_per_s"}
     first, second = ({k: v for k, v in metrics.items() if k not in timing} for metrics, _, _ in runs)
     assert first == second
     assert runs[0][1] == runs[1][1]  # the same samples
@@ -181,3 +182,14 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_batch1_timing_from_a_busy_machine_is_flagged_and_keeps_its_minimum():
+    from textdiff.evaluate import timing_metrics
+    from textdiff.report import _gen_time
+
+    quiet = timing_metrics([130.0, 128.0, 131.0, 129.0, 133.0])
+    busy = timing_metrics([130.0, 1044.0, 990.0, 1010.0, 128.0])  # another process took a core midway
+    assert not quiet["gen_timing_busy"] and busy["gen_timing_busy"]
+    assert busy["gen_ms_min"] == 128.0 and busy["gen_threads"] == torch.get_num_threads()
+    assert _gen_time(busy) == "990 ms (min 128) ⚠" and _gen_time(quiet) == "130 ms (min 128)"

@@ -22,6 +22,23 @@ SAME_WITHIN = 0.10
 FAR_FROM_REAL_TEXT = 2.0
 
 
+#: The headline perplexity's name in reports/metrics.json, by the kind of NLL behind it, so that no column
+#: calls a bound or a denoising cross-entropy (dce) a perplexity without saying so.
+PERPLEXITY_KEY = {"exact": "ppl_exact", "bound": "ppl_bound", "denoising cross-entropy": "ppl_dce"}
+
+
+def headline_metrics(metrics: dict[str, dict], reference: dict) -> dict[str, dict]:
+    """The few figures per model that people compare, the DVC metrics that `dvc exp show` lists, named short
+    enough that one model's fit a 100-column terminal: its perplexity named by kind, its accuracy, its samples'
+    judge perplexity and their distance to real text (which adds the entropy gap, so repetition cannot hide).
+    Everything else stays in eval/ and timings/."""
+    return {name: {PERPLEXITY_KEY[m["perplexity_kind"]]: m["perplexity"],
+                   "acc": m["accuracy"],
+                   "judge_ppl": m["sample_judge_perplexity"],
+                   "dist_real": round(distance_to_real_text(m, reference), 3)}
+            for name, m in metrics.items()}
+
+
 def run_binding(run: dict, entry: dict | None, study: dict) -> list[str]:
     """Why a collected experiment run (experiments.collect) is not evidence for the current study; [] if it is.
 

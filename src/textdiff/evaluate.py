@@ -53,15 +53,39 @@ def timed_generation(model, batch_size: int, length: int, seed: int, sampling: d
     return tokens, (time.perf_counter() - tic) * 1000
 
 
-def generation_time_ms(cases: list, length: int, runs: int, seed: int) -> list[float]:
-    """Median wall time of one batch-1 sample of `length` tokens for each (model, sampling) case.
-    The cases take turns within every run, so a machine whose speed drifts slows them alike;
-    run 0 is an untimed warm-up."""
+def generation_runs_ms(cases: list, length: int, runs: int, seed: int) -> list[list[float]]:
+    """Wall times of `runs` batch-1 samples of `length` tokens for each (model, sampling) case. The cases
+    take turns within every run, so a machine whose speed drifts slows them alike; an untimed warm-up
+    run comes first."""
     times = [[] for _ in cases]
     for run in range(runs + 1):
         for case_times, (model, sampling) in zip(times, cases):
             case_times.append(timed_generation(model, 1, length, seed + run, sampling)[1])
-    return [statistics.median(t[1:]) for t in times]
+    return [t[1:] for t in times]
+
+
+def generation_time_ms(cases: list, length: int, runs: int, seed: int) -> list[float]:
+    """The median of generation_runs_ms for each case."""
+    return [statistics.median(t) for t in generation_runs_ms(cases, length, runs, seed)]
+
+
+# A batch-1 timing whose median is this many times its fastest run was measured on a busy machine:
+# on a quiet one the runs of a sample differ by a few percent.
+TIMING_SPREAD_LIMIT = 1.5
+
+
+def timing_metrics(times_ms: list[float]) -> dict:
+    """The batch-1 generation metrics of one model's timed runs: the median, the minimum (which another
+    process on the machine can only raise, so it resists interference), the thread count, and whether the
+    spread says the machine was busy."""
+    median, fastest = statistics.median(times_ms), min(times_ms)
+    return {
+        "gen_ms_per_sample": round(median, 2),
+        "gen_ms_min": round(fastest, 2),
+        "gen_timing_runs": len(times_ms),
+        "gen_threads": torch.get_num_threads(),
+        "gen_timing_busy": median > TIMING_SPREAD_LIMIT * fastest,
+    }
 
 
 def sweep_settings(default: dict, steps: tuple, temperatures: tuple) -> list[dict]:
@@ -115,8 +139,7 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, jud
         train_tokens=summary["tokens_seen"],
         train_wall_s=summary["train_wall_s"],
         train_tokens_per_s=summary["train_tokens_per_s"],
-        gen_ms_per_sample=round(
-            generation_time_ms([(model, sampling)], ev.sample_length, ev.timing_runs, params.seed)[0], 2),
+        **timing_metrics(generation_runs_ms([(model, sampling)], ev.sample_length, ev.timing_runs, params.seed)[0]),
         gen_tokens=ev.sample_length,
         gen_steps=sampling.get("steps", ev.sample_length),  # AR takes one network call per token
         gen_temperature=sampling["temperature"],
