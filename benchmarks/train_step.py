@@ -72,7 +72,7 @@ class ReferenceGPT(nn.Module):
 class Trainee:
     """One model of the benchmark with its AdamW optimizer and a fixed batch."""
 
-    def __init__(self, name: str, params, device):
+    def __init__(self, name: str, params, device, compile: bool = False):
         s = params.scale
         torch.manual_seed(0)
         if name == "reference":
@@ -86,13 +86,14 @@ class Trainee:
         self.rows = torch.randint(4, s.vocab_size, (s.batch_size, s.seq_len + (name == "reference")), device=device,
                                   generator=self.generator)
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+        self.loss = torch.compile(self.model.training_loss) if compile else self.model.training_loss
 
     def step_seconds(self) -> float:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         tic = time.perf_counter()
         with self.autocast:
-            loss = self.model.training_loss(self.rows, self.generator)
+            loss = self.loss(self.rows, self.generator)
         loss.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -185,3 +185,11 @@ def test_a_vocabulary_smaller_than_asked_is_refused():
     with pytest.raises(DataError, match=r"only \d+ tokens, not scales.cpu.vocab_size=4096"):
         check_vocabulary(tokenizer, 4096, "scales.cpu.vocab_size")
     check_vocabulary(tokenizer, tokenizer.get_vocab_size(), "scales.cpu.vocab_size")
+
+
+def test_no_training_stories_left_is_a_one_line_error(tmp_path, micro_raw):
+    (tmp_path / "stories.txt").write_text("Once upon a time.\n")  # no validation file: held out by hash
+    micro_raw["data"].update(train_stories=None, valid_stories=None, valid_fraction=0.999999)
+    with pytest.raises(DataError, match="no training stories left in the local copy"):
+        prepare(parse_params(micro_raw).data, tmp_path / "out", environ={"TINYSTORIES_DIR": str(tmp_path)})
+    assert not (tmp_path / "out").exists()  # nothing half-written

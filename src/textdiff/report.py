@@ -9,15 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
 import yaml  # noqa: E402
 
 from .analysis import (ENTROPY_FLOOR, SAME_WITHIN, best_at_equal_time, closest_to_real_text,  # noqa: E402
                        degenerate, distance_to_real_text, headline_metrics, run_binding, seed_conclusions,
                        state_accuracy)
-from .experiments import entry, read_groups, study_params  # noqa: E402
 from .errors import DataError  # noqa: E402
 from .evaluate import TIMING_SPREAD_LIMIT  # noqa: E402
+from .experiments import entry, read_groups, study_params  # noqa: E402
 from .io import atomic_path, read_json, write_json, write_text  # noqa: E402
 from .models import MODELS  # noqa: E402
 
