@@ -186,10 +186,16 @@ def entry(group: Group, run: str) -> dict | None:
 def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
     """Each run's experiment commit, what it ran (params, overrides, code, data and judge hashes) and the
     metrics and first samples of the group's models, written to <out_dir>/<group>.json."""
+    out_path = Path(cwd) / out_dir / f"{group.name}.json"
+    # A run with no experiment here keeps what was collected for it before (from another clone, or before runs
+    # recorded what they ran with): the report binds it to the study or lists it as excluded, saying why.
+    earlier = json.loads(out_path.read_text())["runs"] if out_path.exists() else {}
     collected = {}
     for run in group.runs:
         rev = newest_experiment(experiment_name(group, run), cwd)
         if rev is None:
+            if run in earlier:
+                collected[run] = earlier[run]
             continue
 
         def read(path: str, commit: str = rev):
@@ -213,5 +219,5 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
     result = {"group": group.name, "command": f"{COMMAND} {group.name}", "stages": list(group.stages),
               "models": list(group.models), "runs": collected,
               "not_run": [run for run in group.runs if run not in collected]}
-    write_json(Path(cwd) / out_dir / f"{group.name}.json", result)
+    write_json(out_path, result)
     return result

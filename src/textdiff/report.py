@@ -326,8 +326,8 @@ def variants_section(seed: dict, variants: dict, reference: dict, baseline: tupl
             excluded_lines(excluded or {}, command) + [""]
     lines += ["### Variants", "",
               f"Each variant is a DVC experiment (`{command}`; `dvc exp show` lists them) that retrains SDD at this "
-              "scale with the params shown changed (sampler-only variants reuse the trained model from DVC's run "
-              "cache) and judges the default sampling setting. Accuracy is averaged over the four t buckets above; "
+              "scale with the params shown changed (a variant that changes only the sampler reuses the pipeline's trained "
+              "SDD) and judges the default sampling setting. Accuracy is averaged over the four t buckets above; "
               "the denoising CE is on each variant's own training noise, so it is not comparable across noises.", ""]
     lines += variants_table(seed, variants, reference)
     if not_run:
