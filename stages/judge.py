@@ -5,14 +5,14 @@ import argparse
 import torch
 
 from textdiff.cli import run_stage
-from textdiff.data import load_rows
-from textdiff.evaluate import validation_metrics
+from textdiff.checkpoints import load_trained
+from textdiff.data import load_rows, uniform_rows
+from textdiff.device import resolve_device
 from textdiff.io import write_json
 from textdiff.judge import judge_params, reference_quality
 from textdiff.study import load_params
-from textdiff.checkpoints import load_trained
-from textdiff.device import resolve_device
 from textdiff.train import train
+from textdiff.validation import validation_metrics
 
 
 def main():
@@ -22,16 +22,18 @@ def main():
     parser.add_argument("--out", default="models/judge")
     parser.add_argument("--reference", default="eval/reference/metrics.json")
     args = parser.parse_args()
-    params = load_params()
+    params = judge_params(load_params())
     device = resolve_device(params.train.device)
-    train("ar", judge_params(params), args.rows, args.out, label="judge")
+    train("ar", params, args.rows, args.out, label="judge", valid_rows_path=args.valid_rows)
     judge, _ = load_trained(args.out, device)
     ev = params.evaluate
     valid = torch.from_numpy(load_rows(args.valid_rows).astype("int64"))
     generator = torch.Generator(device=device).manual_seed(params.seed)
-    own = validation_metrics(judge, valid[: ev.max_valid_rows].to(device), ev.batch_size, generator)
+    own = validation_metrics(judge, uniform_rows(valid, ev.max_valid_rows).to(device), ev.batch_size, generator)
     reference = reference_quality(judge, valid, ev.num_samples, ev.sample_length)
-    reference.update(judge_valid_perplexity=own["perplexity"], judge_steps=judge_params(params).scale.steps)
+    reference.update(judge_valid_perplexity=own["perplexity"],
+                     judge_valid_perplexity_standard_error=own["perplexity_standard_error"],
+                     judge_valid_rows=own["valid_rows"], judge_steps=params.scale.steps, judge_seed=params.seed)
     write_json(args.reference, reference)
     print(reference)
 

@@ -19,10 +19,10 @@ def micro_params_dict() -> dict:
     """The committed params.yaml shrunk to a size that trains in well under a second per model."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw = copy.deepcopy(raw)
-    raw["data"].update(train_stories=200, valid_stories=30)
+    raw["data"].update(valid_stories=30)
     raw["scales"]["cpu"].update(vocab_size=300, seq_len=16, d_model=32, n_layers=1, n_heads=2, d_ff=64,
-                                batch_size=4, steps=6, warmup_steps=2)
-    raw["train"].update(checkpoint_every=2)
+                                batch_size=4, steps=6, warmup_steps=2, train_stories=200)
+    raw["train"].update(checkpoint_every=2, curve_every_steps=3, curve_rows=8)
     raw["evaluate"].update(max_valid_rows=8, num_samples=2, sample_length=8, timing_runs=1)
     raw["sample"]["mdlm"]["steps"] = 4
     raw["sample"]["sdd"]["steps"] = 4

@@ -35,7 +35,8 @@ def test_jsonl_and_parquet_sources(tmp_path):
 def test_source_without_validation_is_split_deterministically_by_content(tmp_path, micro_raw):
     stories = [f"Story number {i}." for i in range(400)]
     write_txt(tmp_path / "stories.txt", stories)
-    micro_raw["data"].update(train_stories=None, valid_stories=None, valid_fraction=0.25)
+    micro_raw["scales"]["cpu"]["train_stories"] = None
+    micro_raw["data"].update(valid_stories=None, valid_fraction=0.25)
     data = parse_params(micro_raw).data
     first = load_stories(data, {"TINYSTORIES_DIR": str(tmp_path)})
     write_txt(tmp_path / "stories.txt", stories[::-1])  # order must not matter
@@ -65,7 +66,8 @@ def test_non_utf8_file_is_an_error_naming_the_offset(tmp_path):
 def test_fewer_stories_than_asked_warns_and_uses_them_all(tmp_path, micro_raw):
     write_txt(tmp_path / "train.txt", ["a", "b", "c"])
     write_txt(tmp_path / "valid.txt", ["d"])
-    micro_raw["data"].update(train_stories=10, valid_stories=1)
+    micro_raw["scales"]["cpu"]["train_stories"] = 10
+    micro_raw["data"].update(valid_stories=1)
     with pytest.warns(UserWarning, match="asked for 10 stories, the source has only 3"):
         stories = load_stories(parse_params(micro_raw).data, {"TINYSTORIES_DIR": str(tmp_path)})
     assert stories.train == ["a", "b", "c"]
@@ -122,7 +124,8 @@ def test_hub_source_streams_only_the_stories_asked_for(monkeypatch, micro_raw):
         return rows()
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.setattr(data.socket, "create_connection", lambda *a, **k: io.BytesIO())  # the hub is reachable
-    micro_raw["data"].update(train_stories=5, valid_stories=3)
+    micro_raw["scales"]["cpu"]["train_stories"] = 5
+    micro_raw["data"].update(valid_stories=3)
     stories = load_stories(parse_params(micro_raw).data, environ={})
     assert stories.train == [f"train story {i}" for i in range(5)] and len(stories.valid) == 3
     assert pulled == {"train": 5, "validation": 3}
@@ -164,7 +167,8 @@ def test_an_unreadable_file_is_a_one_line_error(tmp_path):
 def test_stories_in_both_splits_leave_validation_and_are_counted(tmp_path, micro_raw):
     (tmp_path / "train.txt").write_text("Once upon a time.\n<|endoftext|>\nThe cat sat.\n")
     (tmp_path / "valid.txt").write_text("once upon a TIME!\n<|endoftext|>\nA dog ran.\n")
-    micro_raw["data"].update(train_stories=None, valid_stories=None)
+    micro_raw["scales"]["cpu"]["train_stories"] = None
+    micro_raw["data"].update(valid_stories=None)
     manifest = prepare(parse_params(micro_raw).data, tmp_path / "out", environ={"TINYSTORIES_DIR": str(tmp_path)})
     assert read_stories(tmp_path / "out" / "valid.jsonl") == ["A dog ran."]
     assert manifest["valid_stories_dropped_as_in_train"] == 1
@@ -173,7 +177,8 @@ def test_stories_in_both_splits_leave_validation_and_are_counted(tmp_path, micro
 def test_the_manifest_names_the_local_copy_without_a_machine_path(tmp_path, micro_raw):
     (tmp_path / "train.txt").write_text("Once upon a time.\n<|endoftext|>\nThe cat sat.\n")
     (tmp_path / "valid.txt").write_text("A dog ran.\n")
-    micro_raw["data"].update(train_stories=None, valid_stories=None)
+    micro_raw["scales"]["cpu"]["train_stories"] = None
+    micro_raw["data"].update(valid_stories=None)
     manifest = prepare(parse_params(micro_raw).data, tmp_path / "out", environ={"TINYSTORIES_DIR": str(tmp_path)})
     assert str(tmp_path) not in json.dumps(manifest) and manifest["source"] == f"local copy '{tmp_path.name}' (TINYSTORIES_DIR)"
 
@@ -189,7 +194,8 @@ def test_a_vocabulary_smaller_than_asked_is_refused():
 
 def test_no_training_stories_left_is_a_one_line_error(tmp_path, micro_raw):
     (tmp_path / "stories.txt").write_text("Once upon a time.\n")  # no validation file: held out by hash
-    micro_raw["data"].update(train_stories=None, valid_stories=None, valid_fraction=0.999999)
+    micro_raw["scales"]["cpu"]["train_stories"] = None
+    micro_raw["data"].update(valid_stories=None, valid_fraction=0.999999)
     with pytest.raises(DataError, match="no training stories left in the local copy"):
         prepare(parse_params(micro_raw).data, tmp_path / "out", environ={"TINYSTORIES_DIR": str(tmp_path)})
     assert not (tmp_path / "out").exists()  # nothing half-written

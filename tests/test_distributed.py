@@ -27,8 +27,10 @@ def test_two_processes_match_one_on_the_same_global_batch(tmp_path, model):
     raw["scales"]["cpu"].update(steps=8, batch_size=8)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     save_rows(tmp_path / "train.npy", np.random.default_rng(0).integers(4, 40, size=(128, 16)).astype(np.uint16))
+    save_rows(tmp_path / "valid.npy", np.random.default_rng(1).integers(4, 40, size=(16, 16)).astype(np.uint16))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    stage = [str(REPO / "stages" / "train.py"), model, "--rows", "train.npy", "--checkpoints", "ckpt"]
+    stage = [str(REPO / "stages" / "train.py"), model, "--rows", "train.npy", "--valid-rows", "valid.npy",
+             "--checkpoints", "ckpt"]
     single = subprocess.run([sys.executable, *stage, "--out", "one"], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=300)
     assert single.returncode == 0, single.stderr
@@ -45,6 +47,8 @@ def test_two_processes_match_one_on_the_same_global_batch(tmp_path, model):
     a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     assert yaml.safe_load((tmp_path / "two" / "train_summary.json").read_text())["processes"] == 2
+    curves = [(tmp_path / d / "learning_curve.csv").read_text().splitlines() for d in ("one", "two")]
+    assert len(curves[0]) == len(curves[1]) > 1  # rank 0 scores the curve; the other rank waits for it
 
 
 def test_batch_that_does_not_split_over_processes_is_refused(tmp_path):

@@ -40,16 +40,17 @@ def test_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
 def make_study_dir(tmp_path, steps, checkpoint_every):
     raw = micro_params_dict()
     raw["scales"]["cpu"]["steps"] = steps
-    raw["train"]["checkpoint_every"] = checkpoint_every
+    raw["train"].update(checkpoint_every=checkpoint_every, curve_every_steps=max(1, steps // 10))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     rows = np.random.default_rng(0).integers(4, 40, size=(256, 16)).astype(np.uint16)
     save_rows(tmp_path / "train.npy", rows)
+    save_rows(tmp_path / "valid.npy", rows[:16])
     return tmp_path
 
 
 def train_command(out):
-    return [sys.executable, str(REPO / "stages" / "train.py"), "ar", "--rows", "train.npy", "--out", out,
-            "--checkpoints", "ckpt"]
+    return [sys.executable, str(REPO / "stages" / "train.py"), "ar", "--rows", "train.npy", "--valid-rows",
+            "valid.npy", "--out", out, "--checkpoints", "ckpt"]
 
 
 def test_sigkill_midway_then_rerun_resumes_to_bitwise_identical_weights(tmp_path):
@@ -72,6 +73,8 @@ def test_sigkill_midway_then_rerun_resumes_to_bitwise_identical_weights(tmp_path
     assert all(torch.equal(a[k], b[k]) for k in a)
     logs = [(work / d / "train_log.csv").read_text().splitlines() for d in ("straight", "resumed")]
     assert [line.split(",")[:3] for line in logs[0]] == [line.split(",")[:3] for line in logs[1]]
+    curves = [(work / d / "learning_curve.csv").read_text() for d in ("straight", "resumed")]
+    assert curves[0] == curves[1] and len(curves[0].splitlines()) == 11
 
 
 def test_same_params_and_seed_give_identical_evaluation_metrics(tmp_path, micro_params, shared_data):

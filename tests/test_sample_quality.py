@@ -5,7 +5,7 @@ import torch
 
 from textdiff.backbone import BackboneConfig
 from textdiff.models.ar import AutoregressiveLM
-from textdiff.sample_quality import (distinct_n, judge_nll_per_token, repeated_ngram_rate, sample_quality,
+from textdiff.sample_quality import (distinct_n, judge_nll_per_sample, repeated_ngram_rate, sample_quality,
                                      unigram_entropy)
 
 SENTENCE = [10, 11, 12, 13, 14, 15, 16, 17]
@@ -39,8 +39,9 @@ def test_judge_perplexity_is_the_judges_exact_nll():
     inputs = torch.cat((torch.full((5, 1), 1), samples[:, :-1]), dim=1)
     log_probs = judge.logits(inputs).log_softmax(-1)
     expected = -log_probs.gather(-1, samples[..., None]).mean().item()
-    assert judge_nll_per_token(judge, samples, batch_size=2) == pytest.approx(expected, rel=1e-5)
+    nll, tokens = judge_nll_per_sample(judge, samples, batch_size=2)
+    assert (nll.sum() / tokens.sum()).item() == pytest.approx(expected, rel=1e-5)
     quality = sample_quality(samples, judge)
     assert quality["judge_perplexity"] == pytest.approx(math.exp(expected), rel=1e-3)
-    assert set(quality) == {"judge_perplexity", "entropy", "distinct_1", "distinct_2", "distinct_3",
-                            "repeat_4gram_rate"}
+    assert set(quality) == {"judge_perplexity", "judge_perplexity_standard_error", "entropy",
+                            "entropy_standard_error", "distinct_1", "distinct_2", "distinct_3", "repeat_4gram_rate"}

@@ -39,12 +39,47 @@ def test_training_writes_safetensors_and_learns(model, micro_params, rows_path, 
     assert not list((tmp_path / "ckpt").glob("*"))  # the resume checkpoint is gone once training is done
 
 
+@pytest.mark.parametrize("model", model_names())
+def test_learning_curve_scores_the_same_validation_rows_at_fixed_token_intervals(model, micro_params, rows_path,
+                                                                                 tmp_path):
+    valid = tmp_path / "valid.npy"
+    save_rows(valid, np.random.default_rng(1).integers(4, 20, size=(20, 16)).astype(np.uint16))
+    params = dataclasses.replace(micro_params, scale=dataclasses.replace(micro_params.scale, steps=30))
+    summary = train(model, params, rows_path, tmp_path / model, tmp_path / "ckpt", progress=False,
+                    valid_rows_path=valid)
+    curve = np.genfromtxt(tmp_path / model / "learning_curve.csv", delimiter=",", names=True)
+    every = params.train.curve_every_steps
+    assert list(curve["step"]) == list(range(every, 31, every))
+    assert list(curve["tokens"]) == [step * 4 * 16 for step in curve["step"]]  # batch 4 x 16 tokens
+    assert curve["valid_nll"][-1] < curve["valid_nll"][0] and np.all(curve["valid_nll_standard_error"] > 0)
+    assert summary["final_valid_nll"] == curve["valid_nll"][-1] and summary["curve_rows"] == 8
+    if model == "sdd":
+        assert "context_only_accuracy" in curve.dtype.names
+    # 30 steps x 64 tokens over 64 rows x 16 tokens: 1.875 epochs, stated
+    assert summary["epochs"] == pytest.approx(30 * 64 / (64 * 16)) and summary["distinct_train_tokens"] == 1024
+
+
+def test_a_run_of_more_than_four_epochs_warns_in_one_line_naming_the_key(micro_params, rows_path, tmp_path, capsys):
+    params = dataclasses.replace(micro_params, scale=dataclasses.replace(micro_params.scale, steps=80))
+    train("ar", params, rows_path, tmp_path / "ar", tmp_path / "ckpt", progress=False)  # 80 x 64 / 1024 = 5 epochs
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "5.0 times" in warnings[0] and "scales.cpu.train_stories" in warnings[0]
+    train("ar", micro_params, rows_path, tmp_path / "short", tmp_path / "ckpt", progress=False)
+    assert "warning" not in capsys.readouterr().out
+
+
 def test_resume_after_interruption_gives_identical_weights(micro_params, rows_path, tmp_path):
-    train("mdlm", micro_params, rows_path, tmp_path / "straight", tmp_path / "ckpt_a", progress=False)
+    valid = tmp_path / "valid.npy"
+    save_rows(valid, np.random.default_rng(1).integers(4, 20, size=(20, 16)).astype(np.uint16))
+    train("mdlm", micro_params, rows_path, tmp_path / "straight", tmp_path / "ckpt_a", progress=False,
+          valid_rows_path=valid)
     stopped = train("mdlm", micro_params, rows_path, tmp_path / "resumed", tmp_path / "ckpt_b", progress=False,
-                    stop_after=3)  # checkpoint_every=2, so the checkpoint is at step 2 and step 3 is redone
+                    stop_after=3, valid_rows_path=valid)  # checkpoint_every=2: the checkpoint is at step 2
     assert stopped == {"stopped_at": 3} and list((tmp_path / "ckpt_b").glob("mdlm-*.safetensors"))
-    train("mdlm", micro_params, rows_path, tmp_path / "resumed", tmp_path / "ckpt_b", progress=False)
+    train("mdlm", micro_params, rows_path, tmp_path / "resumed", tmp_path / "ckpt_b", progress=False,
+          valid_rows_path=valid)
+    curves = [(tmp_path / d / "learning_curve.csv").read_text() for d in ("straight", "resumed")]
+    assert curves[0] == curves[1] and len(curves[0].splitlines()) == 3  # header, steps 3 and 6
     a = load_file(tmp_path / "straight" / "model.safetensors")
     b = load_file(tmp_path / "resumed" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

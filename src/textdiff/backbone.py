@@ -66,8 +66,8 @@ class KVCache:
 def biased_attention(q, k, v, key_bias):
     """softmax(q.k / sqrt(d) + b_key) v for a per-key bias b [B, 1, 1, N], through SDPA's fused kernels.
 
-    Passing the bias as attn_mask makes SDPA materialise the [B, H, N, N] scores (its math path, since
-    the bias needs a gradient). A per-key bias is instead one extra q/k dimension: q gets 1 and k gets
+    When the bias needs a gradient (training), passing it as attn_mask makes SDPA materialise the
+    [B, H, N, N] scores (its math path). A per-key bias is instead one extra q/k dimension: q gets 1 and k gets
     b * sqrt(d), so q'.k' / sqrt(d) = q.k / sqrt(d) + b exactly. Zero padding to a multiple of 8 keeps
     the head size that fused kernels want; the padding of v is dropped from the output.
     """
@@ -104,8 +104,13 @@ class Attention(nn.Module):
             raise ValueError("cached causal attention takes one new position at a time")
         if key_bias is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
-        else:
+        elif torch.is_grad_enabled():
             y = biased_attention(q, k, v, key_bias)
+        else:
+            # Without a gradient (sampling, validation) the bias can go in as a mask broadcast over queries,
+            # which the fused kernels take as it is: no padded head dimension (20% less attention at the CPU
+            # default) and no concatenations.
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias.to(q.dtype))
         return self.out(y.transpose(1, 2).reshape(batch, length, width))
 
 

@@ -12,13 +12,13 @@ import hashlib
 import json
 from pathlib import Path
 
-import textdiff
-
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_file, save_model
 
-from .errors import CheckpointMismatch, DataError
+import textdiff
+
+from .errors import CheckpointMismatch, CorruptCheckpoint, DataError
 from .io import atomic_path, read_json
 from .models import build_model
 
@@ -66,12 +66,13 @@ def stale_checkpoints(checkpoint_dir: str | Path, label: str, current: Path) -> 
     """Checkpoints of the same run label written by other code or another config: never resumable."""
     return sorted(p for p in Path(checkpoint_dir).glob(f"{label}-*.safetensors") if p != current)
 
+
 def checkpoint_path(checkpoint_dir: str | Path, label: str, fingerprint: dict) -> Path:
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
     return Path(checkpoint_dir) / f"{label}-{digest[:16]}.safetensors"
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, log: list, elapsed: float):
+def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, log, elapsed: float):
     tensors = {f"model.{name}": value.detach().clone().contiguous() for name, value in model.state_dict().items()}
     optim_state = optimizer.state_dict()
     for index, state in optim_state["state"].items():
@@ -91,10 +92,6 @@ def load_checkpoint(path: Path, model, optimizer, fingerprint: dict):
         return _load_checkpoint(path, model, optimizer, fingerprint)
     except (SafetensorError, OSError, KeyError, ValueError) as error:
         raise CorruptCheckpoint(f"{path}: {str(error).splitlines()[0][:80]}") from None
-
-
-class CorruptCheckpoint(Exception):
-    pass
 
 
 def _load_checkpoint(path: Path, model, optimizer, fingerprint: dict):

@@ -135,9 +135,7 @@ def read_local(directory: str | Path) -> tuple[list[str], list[str] | None]:
 
 
 def read_hub(dataset: str, train_stories: int | None, valid_stories: int | None):
-    """Streams only the stories asked for from the Hugging Face hub."""
-    if train_stories is None:
-        raise DataError("data.train_stories must be a number when streaming from the hub")
+    """Streams only the stories asked for from the Hugging Face hub (None: the whole split)."""
     hint = f"set {LOCAL_DIR_ENV} to a local TinyStories copy (e.g. {LOCAL_DIR_ENV}=../shared/data/tinystories)"
     try:  # fail in seconds, not after the hub client's retries
         socket.create_connection((HUB_HOST, 443), timeout=HUB_TIMEOUT_S).close()
@@ -172,7 +170,7 @@ def held_out(story: str, fraction: float) -> bool:
 
 def _take(stories: list[str], count: int | None, what: str) -> list[str]:
     if count is not None and len(stories) < count:
-        warnings.warn(f"data.{what}: asked for {count} stories, the source has only {len(stories)}; using them all",
+        warnings.warn(f"{what}: asked for {count} stories, the source has only {len(stories)}; using them all",
                       stacklevel=2)
     return stories if count is None else stories[:count]
 
@@ -191,14 +189,14 @@ def load_stories(data_params, environ=os.environ) -> Stories:
         valid = [story for story in train if held_out(story, data_params.valid_fraction)]
         train = [story for story in train if not held_out(story, data_params.valid_fraction)]
         split = f"held out by content hash ({data_params.valid_fraction:.0%} of the source's stories)"
-    train = _take(train, data_params.train_stories, "train_stories")
+    train = _take(train, data_params.train_stories, data_params.train_stories_key)
     if not train:
         raise DataError(f"no training stories left in the {source}")
     # A validation story that is also a training story would flatter every model: it is dropped and counted.
     seen = set(map(normalised, train))
     kept = [story for story in valid if normalised(story) not in seen]
     in_both = len(valid) - len(kept)
-    valid = _take(kept, data_params.valid_stories, "valid_stories")
+    valid = _take(kept, data_params.valid_stories, "data.valid_stories")
     if not valid:
         raise DataError("no validation stories: the source has none, the held-out share is empty, "
                         "or every one is also a training story")
@@ -265,6 +263,19 @@ def unigram_perplexity(train_rows: np.ndarray, valid_rows: np.ndarray, vocab_siz
 def save_rows(path: Path, rows: np.ndarray) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         np.save(out, rows)
+
+
+SUBSET_SEED = 0  # the draw of every row sample below: the same rows for every run, whatever the study's seed
+
+
+def uniform_rows(rows, count: int | None, seed: int = SUBSET_SEED):
+    """`count` of rows [N, L] drawn uniformly without replacement, kept in file order; all of them when
+    count is None or not below N. Validation files vary in difficulty along their length, so a sample
+    is drawn from the whole file, never taken from its head."""
+    if count is None or count >= len(rows):
+        return rows
+    pick = np.sort(np.random.default_rng(seed).permutation(len(rows))[:count])
+    return rows[pick.tolist()]
 
 
 def load_rows(path: str | Path) -> np.ndarray:

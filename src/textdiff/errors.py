@@ -25,4 +25,8 @@ class CheckpointMismatch(RuntimeError):
     """A resume checkpoint written for another run."""
 
 
+class CorruptCheckpoint(Exception):
+    """A resume checkpoint that cannot be read (cut short by a kill or a full disk): training starts over."""
+
+
 EXPECTED_ERRORS = (ParamError, DataError, UsageError, NonFiniteLoss, CheckpointMismatch)

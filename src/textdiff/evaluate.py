@@ -3,7 +3,6 @@ definition), cost, generation time at batch 1, the quality of its samples under 
 fixed judge at every sampling setting of the sweep, and a file of samples."""
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from pathlib import Path
@@ -13,32 +12,13 @@ import torch
 from tqdm import tqdm
 
 from .checkpoints import load_trained
-from .data import load_rows
+from .data import load_rows, uniform_rows
 from .io import read_json, write_json, write_text
-from .models import PERPLEXITY_MEANING
 from .sample_quality import sample_quality
 from .tokenizer import decode
+from .validation import validation_metrics
 
-DIAGNOSTIC_ROWS = 128  # validation rows for a model's diagnostics (SDD's cost 3 network passes per t bucket)
-
-
-def validation_metrics(model, rows: torch.Tensor, batch_size: int, generator, **options) -> dict:
-    totals = {"nll": 0.0, "tokens": 0, "correct": 0, "predicted": 0}
-    for start in tqdm(range(0, len(rows), batch_size), desc="validate", leave=False, dynamic_ncols=True):
-        sums = model.validation_sums(rows[start:start + batch_size], generator, **options)
-        for key in totals:
-            totals[key] += sums[key]
-    nll = totals["nll"] / totals["tokens"]
-    return {
-        "nll_per_token": round(nll, 5),
-        "perplexity": round(math.exp(nll), 3),
-        "perplexity_kind": model.nll_kind,
-        "perplexity_meaning": PERPLEXITY_MEANING[model.nll_kind],
-        "accuracy": round(totals["correct"] / max(1, totals["predicted"]), 5),
-        "accuracy_definition": model.accuracy_definition,
-        "valid_rows": len(rows),
-        "valid_tokens": totals["tokens"],
-    }
+DIAGNOSTIC_ROWS = 128  # validation rows (a uniform sample) for a model's diagnostics (SDD's: 3 passes per t bucket)
 
 
 def timed_generation(model, batch_size: int, length: int, seed: int, sampling: dict):
@@ -114,7 +94,9 @@ def sample_metrics(row: dict) -> dict:
     return {
         "sample_ms_per_sample": row["ms_per_sample"],
         "sample_judge_perplexity": row["judge_perplexity"],
+        "sample_judge_perplexity_standard_error": row["judge_perplexity_standard_error"],
         "sample_entropy": row["entropy"],
+        "sample_entropy_standard_error": row["entropy_standard_error"],
         "sample_distinct_1": row["distinct_1"],
         "sample_distinct_2": row["distinct_2"],
         "sample_distinct_3": row["distinct_3"],
@@ -129,14 +111,18 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, jud
     judge, _ = load_trained(judge_dir, device)
     summary = read_json(Path(model_dir) / "train_summary.json")
     ev, sampling = params.evaluate, params.sample[model_name]
-    rows = torch.from_numpy(load_rows(valid_rows_path).astype("int64"))[: ev.max_valid_rows].to(device)
+    all_rows = load_rows(valid_rows_path)
+    rows = torch.from_numpy(uniform_rows(all_rows, ev.max_valid_rows).astype("int64")).to(device)
     generator = torch.Generator(device=device).manual_seed(params.seed)
     metrics = {"model": model_name, "model_spec": config["spec"],
-               **validation_metrics(model, rows, ev.batch_size, generator, **params.validation[model_name])}
+               **validation_metrics(model, rows, ev.batch_size, generator, **params.validation[model_name]),
+               "valid_rows_in_split": len(all_rows)}
     metrics.update(
         parameters=summary["parameters"],
         train_steps=summary["steps"],
         train_tokens=summary["tokens_seen"],
+        train_epochs=summary["epochs"],
+        train_lr=summary["lr"],
         train_wall_s=summary["train_wall_s"],
         train_tokens_per_s=summary["train_tokens_per_s"],
         **timing_metrics(generation_runs_ms([(model, sampling)], ev.sample_length, ev.timing_runs, params.seed)[0]),
@@ -146,7 +132,8 @@ def evaluate(model_dir, valid_rows_path, tokenizer, params, model_name: str, jud
         sampler={key: value for key, value in sampling.items() if key not in ("steps", "temperature")},
         device=str(device),
     )
-    diagnostics = model.diagnostics(rows[:DIAGNOSTIC_ROWS], generator, ev.batch_size, sampling, ev.sample_length)
+    diagnostics = model.diagnostics(uniform_rows(rows, DIAGNOSTIC_ROWS), generator, ev.batch_size, sampling,
+                                    ev.sample_length)
     if diagnostics is not None:
         metrics["diagnostics"] = diagnostics
     sweep, default_tokens = [], None

@@ -18,7 +18,9 @@ current study.
 """
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import json
 import os
 import subprocess
@@ -200,6 +202,9 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
 
         def read(path: str, commit: str = rev):
             text = _git("show", f"{commit}:{path}", cwd=cwd)
+            if path.endswith(".csv"):
+                return [{key: float(value) if value else None for key, value in row.items()}
+                        for row in csv.DictReader(io.StringIO(text))]
             return json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
         baseline = _git("rev-parse", f"{rev}^", cwd=cwd).strip()
         ran = study_params(read("params.yaml"))
@@ -213,7 +218,8 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
             "params": ran,
             **study_hashes(read("dvc.lock"), group.stages),
             "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
-                               "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT]}
+                               "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT],
+                               "learning_curve": read(f"models/{model}/learning_curve.csv")}
                        for model in group.models},
         }
     result = {"group": group.name, "command": f"{COMMAND} {group.name}", "stages": list(group.stages),

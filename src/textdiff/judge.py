@@ -9,18 +9,21 @@ import dataclasses
 
 import torch
 
+from .data import uniform_rows
 from .sample_quality import sample_quality
 
 
 def judge_params(params):
-    """The study's params with the training budget of the judge."""
+    """The study's params with the judge's training budget and its own seed (so that the study's seed runs
+    are all judged by the same judge)."""
     scale = params.scale
     steps = scale.steps * params.judge.steps_factor
-    return dataclasses.replace(params, scale=dataclasses.replace(scale, steps=steps))
+    return dataclasses.replace(params, scale=dataclasses.replace(scale, steps=steps), seed=params.judge.seed)
 
 
 def reference_quality(judge, valid_rows: torch.Tensor, num_samples: int, length: int) -> dict:
-    """The sample-quality measures on real text: the first `length` tokens of `num_samples` validation rows."""
-    windows = valid_rows[:num_samples, :length]
+    """The sample-quality measures on real text: the first `length` tokens of `num_samples` validation rows
+    drawn uniformly from the whole split (the same rows for every run)."""
+    windows = uniform_rows(valid_rows, num_samples)[:, :length]
     return {"model": "reference", "num_samples": len(windows), "length": length,
-            **sample_quality(windows, judge)}
+            "drawn_from_rows": len(valid_rows), **sample_quality(windows, judge)}

@@ -27,14 +27,16 @@ class Scale:
     steps: int
     lr: float
     warmup_steps: int
+    train_stories: int | None  # stories taken from the source's train split (None: all it has)
 
 
 @dataclass(frozen=True)
 class DataParams:
     hf_dataset: str
-    train_stories: int | None
+    train_stories: int | None  # the scale's
     valid_stories: int | None
     valid_fraction: float
+    train_stories_key: str = "train_stories"  # where train_stories is set, for messages
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ class TrainParams:
     checkpoint_every: int
     device: str
     compile: bool
+    curve_every_steps: int  # a learning-curve point (validation on curve_rows fixed rows) every this many steps
+    curve_rows: int
+    # Per model: its peak learning rate and its steps as multiples of the scale's (the learning-rate and
+    # training-length experiments), so that one model's run can change without retraining the others or the judge.
+    lr_factor: dict[str, float]
+    steps_factor: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ class EvaluateParams:
 @dataclass(frozen=True)
 class JudgeParams:
     steps_factor: int
+    seed: int  # its own: the ruler stays the same while the study's seed varies
 
 
 @dataclass(frozen=True)
@@ -94,9 +103,12 @@ class _Reads(dict):
         self.read.add(key)
         return super().__getitem__(key)
 
-    def unread(self, prefix: str = ""):
-        """(dotted key, the keys read beside it) of every key never read, here and below what was read."""
+    def unread(self, prefix: str = "", skip=()):
+        """(dotted key, the keys read beside it) of every key never read, here and below what was read
+        (apart from the keys in skip)."""
         for key, value in self.items():
+            if key in skip:
+                continue
             if key not in self.read:
                 yield prefix + str(key), [prefix + str(k) for k in self.read if k in self]
             elif isinstance(value, _Reads):
@@ -104,8 +116,9 @@ class _Reads(dict):
 
 
 def _refuse_unread(raw: _Reads, sections) -> None:
+    # The experiment groups are checked by experiments.read_groups.
     for key, known in (item for name in sections for item in
-                       (raw[name].unread(f"{name}.") if name else raw.unread())):
+                       (raw[name].unread(f"{name}.") if name else raw.unread(skip=("experiments",)))):
         nearest = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         raise ParamError(f"params.yaml: unknown key {key}" + (f" (did you mean {nearest[0]}?)" if nearest else
                                                                 "") + "; remove it or fix its name")
@@ -123,10 +136,20 @@ def _scale(s: dict, p: str) -> Scale:
         steps=integer(s, "steps", p),
         lr=number(s, "lr", p, 0, 1, low_open=True),
         warmup_steps=integer(s, "warmup_steps", p, low=0),
+        train_stories=integer(s, "train_stories", p, optional=True),
     )
     if scale.d_model % scale.n_heads or (scale.d_model // scale.n_heads) % 2:
         fail(p + "n_heads", f"must divide d_model={scale.d_model} into an even head size", scale.n_heads)
     return scale
+
+
+def _per_model(group: dict, key: str, models: dict | None) -> dict[str, float]:
+    """train.<key>: a positive factor per model (without models: read whole, checked by the stages that train)."""
+    factors = section(group, key, "train.")
+    if models is None:
+        factors.read.update(factors)
+        return {}
+    return {name: number(factors, name, f"train.{key}.", 0, 1000, low_open=True) for name in models}
 
 
 def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
@@ -148,9 +171,10 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
     d = section(raw, "data")
     if not isinstance(d.get("hf_dataset"), str) or not d["hf_dataset"]:
         fail("data.hf_dataset", "must be a dataset name", d.get("hf_dataset"))
-    data = DataParams(d["hf_dataset"], integer(d, "train_stories", "data.", optional=True),
+    data = DataParams(d["hf_dataset"], scale.train_stories,
                       integer(d, "valid_stories", "data.", optional=True),
-                      number(d, "valid_fraction", "data.", 0, 1, low_open=True, high_open=True))
+                      number(d, "valid_fraction", "data.", 0, 1, low_open=True, high_open=True),
+                      f"scales.{scale_name}.train_stories")
 
     t = section(raw, "train")
     train = TrainParams(
@@ -160,6 +184,10 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
         checkpoint_every=integer(t, "checkpoint_every", "train."),
         device=choice(t, "device", "train.", ("auto", "cpu", "cuda")),
         compile=boolean(t, "compile", "train."),
+        curve_every_steps=integer(t, "curve_every_steps", "train."),
+        curve_rows=integer(t, "curve_rows", "train."),
+        lr_factor=_per_model(t, "lr_factor", models),
+        steps_factor=_per_model(t, "steps_factor", models),
     )
     e = section(raw, "evaluate")
     evaluate = EvaluateParams(
@@ -180,9 +208,8 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
         sample[name] = model.parse_sampling(group, prefix)
         validation[name] = model.parse_validation(group, prefix)
         sweeps[name] = boolean(group, "sweep", prefix)
-    judge = JudgeParams(integer(section(raw, "judge"), "steps_factor", "judge.", high=1000))
-    raw.get("experiments")  # the experiment groups, which experiments.read_groups checks: read as a whole
-    raw["experiments"] = dict(raw.get("experiments") or {})
+    j = section(raw, "judge")
+    judge = JudgeParams(integer(j, "steps_factor", "judge.", high=1000), integer(j, "seed", "judge.", low=0, high=2**32 - 1))
     _refuse_unread(raw, [""] if models is not None else ["scales", "data", "train", "evaluate", "judge"])
     return StudyParams(scale_name, scale, seed, data, train, model_params, evaluate, sample, validation, sweeps, judge)
 

@@ -3,7 +3,8 @@
 All measures work on token ids of one shared tokenizer, so they compare across
 models and against validation text cut into windows of the same length:
 
-- judge perplexity: exp(mean NLL per token) that a fixed AR judge model assigns;
+- judge perplexity: exp(mean NLL per token) that a fixed AR judge model assigns (with its standard
+  error over samples, as for the entropy);
 - unigram entropy: entropy (nats) of the token frequencies within one sample,
   averaged over samples (low for repetitive text; compare with real text:
   it depends on sample length and tokenizer);
@@ -17,6 +18,8 @@ import math
 from collections import Counter
 
 import torch
+
+from .validation import ratio_and_standard_error
 
 
 def unigram_entropy(sample: list[int]) -> float:
@@ -44,22 +47,27 @@ def repeated_ngram_rate(sample: list[int], n: int = 4) -> float:
 
 
 @torch.no_grad()
-def judge_nll_per_token(judge, samples: torch.Tensor, batch_size: int = 64) -> float:
-    """Mean NLL per token (nats) of samples [N, L] under the AR judge's own exact scoring (each from BOS)."""
-    total, count = 0.0, 0
+def judge_nll_per_sample(judge, samples: torch.Tensor, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """(NLL in nats, tokens) per sample of samples [N, L] under the AR judge's own exact scoring (each from BOS)."""
+    nll, tokens = [], []
     for start in range(0, len(samples), batch_size):
         sums = judge.validation_sums(samples[start:start + batch_size].to(judge.device))
-        total += sums["nll"]
-        count += sums["tokens"]
-    return total / count
+        nll.append(sums["nll"].double().cpu())
+        tokens.append(sums["tokens"].double().cpu())
+    return torch.cat(nll), torch.cat(tokens)
 
 
 def sample_quality(samples: torch.Tensor, judge) -> dict[str, float]:
     """Every measure above for token ids [N, L]."""
     as_lists = samples.cpu().tolist()
+    nll, nll_se = ratio_and_standard_error(*judge_nll_per_sample(judge, samples))
+    entropies = torch.tensor([unigram_entropy(s) for s in as_lists], dtype=torch.float64)
+    entropy_se = entropies.std().item() / math.sqrt(len(entropies)) if len(entropies) > 1 else None
     return {
-        "judge_perplexity": round(math.exp(judge_nll_per_token(judge, samples)), 3),
-        "entropy": round(sum(map(unigram_entropy, as_lists)) / len(as_lists), 4),
+        "judge_perplexity": round(math.exp(nll), 3),
+        "judge_perplexity_standard_error": None if nll_se is None else round(math.exp(nll) * nll_se, 3),
+        "entropy": round(entropies.mean().item(), 4),
+        "entropy_standard_error": None if entropy_se is None else round(entropy_se, 4),
         "distinct_1": round(distinct_n(as_lists, 1), 4),
         "distinct_2": round(distinct_n(as_lists, 2), 4),
         "distinct_3": round(distinct_n(as_lists, 3), 4),

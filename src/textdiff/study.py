@@ -5,6 +5,7 @@ depend on no model file; this module adds the registry (models/__init__.py).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from . import params
@@ -17,3 +18,13 @@ def parse_params(raw: dict) -> params.StudyParams:
 
 def load_params(path: str | Path = "params.yaml") -> params.StudyParams:
     return params.load_params(path, MODELS)
+
+
+def training_params(study: params.StudyParams, model_name: str) -> params.StudyParams:
+    """The params model_name trains with: the scale's peak learning rate and steps times the model's
+    train.lr_factor and train.steps_factor (warmup unchanged), so that its learning-curve and
+    training-length runs are each a full schedule of their own."""
+    scale = study.scale
+    steps = max(1, round(scale.steps * study.train.steps_factor[model_name]))
+    return dataclasses.replace(study, scale=dataclasses.replace(
+        scale, steps=steps, lr=scale.lr * study.train.lr_factor[model_name]))

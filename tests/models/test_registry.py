@@ -55,9 +55,10 @@ class BigramLM(StudyModel):
     @torch.no_grad()
     def validation_sums(self, rows, generator=None):
         logits = self._logits(rows)
-        return {"nll": F.cross_entropy(logits.flatten(0, 1), rows.flatten(), reduction="sum").item(),
-                "tokens": rows.numel(), "correct": (logits.argmax(-1) == rows).sum().item(),
-                "predicted": rows.numel()}
+        nll = F.cross_entropy(logits.flatten(0, 1), rows.flatten(), reduction="none").view(rows.shape)
+        tokens = torch.full((len(rows),), rows.shape[1])
+        return {"nll": nll.sum(1), "tokens": tokens, "correct": (logits.argmax(-1) == rows).sum(1),
+                "predicted": tokens}
 
     @torch.no_grad()
     def generate(self, batch_size, length, generator, temperature=1.0):
@@ -76,6 +77,8 @@ def with_bigram():
     register(BigramLM)  # for this test only
     raw = micro_params_dict()
     raw["bigram"] = {"width": 8}
+    raw["train"]["lr_factor"]["bigram"] = 1.0
+    raw["train"]["steps_factor"]["bigram"] = 1
     raw["sample"]["bigram"] = {"temperature": 1.0, "sweep": True}
     try:
         yield parse_params(raw)
@@ -105,9 +108,9 @@ def test_a_fourth_model_trains_evaluates_and_is_reported(with_bigram, tmp_path):
     save_rows(tmp_path / "valid.npy", rows[:8])
     tokenizer = train_tokenizer(["once upon a time there was a cat"] * 20, params.scale.vocab_size)
     train("ar", params, tmp_path / "train.npy", tmp_path / "models" / "judge", tmp_path / "ckpt", progress=False,
-          label="judge")
+          label="judge", valid_rows_path=tmp_path / "valid.npy")
     summary = train("bigram", params, tmp_path / "train.npy", tmp_path / "models" / "bigram", tmp_path / "ckpt",
-                    progress=False)
+                    progress=False, valid_rows_path=tmp_path / "valid.npy")
     assert summary["parameters"] == 300 * 8 + 8 * 300 + 300  # embedding, head weights and bias
     metrics, samples, sweep = evaluate(tmp_path / "models" / "bigram", tmp_path / "valid.npy", tokenizer, params,
                                        "bigram", tmp_path / "models" / "judge")

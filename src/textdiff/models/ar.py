@@ -56,9 +56,10 @@ class AutoregressiveLM(TokenModel):
         """Exact NLL of rows [B, L], every token scored from BOS and its prefix; also what the judge
         scores samples with."""
         logits = self.logits(self._inputs(rows)).float()
-        nll = F.cross_entropy(logits.flatten(0, 1), rows.flatten(), reduction="sum")
-        correct = (logits.argmax(-1) == rows).sum()
-        return {"nll": nll.item(), "tokens": rows.numel(), "correct": correct.item(), "predicted": rows.numel()}
+        token_nll = F.cross_entropy(logits.flatten(0, 1), rows.flatten(), reduction="none").view(rows.shape)
+        tokens = torch.full((len(rows),), rows.shape[1], device=rows.device)
+        return {"nll": token_nll.sum(1), "tokens": tokens, "correct": (logits.argmax(-1) == rows).sum(1),
+                "predicted": tokens}
 
     @torch.no_grad()
     def generate(self, batch_size, length, generator, temperature: float = 1.0, use_cache: bool = True):

@@ -36,6 +36,8 @@ PERPLEXITY_MEANING = {
 
 
 class StudyModel(nn.Module):
+    #: Each accuracy that validation reports: metric key -> (numerator, denominator) keys of validation_sums.
+    validation_accuracies: ClassVar[dict[str, tuple[str, str]]] = {"accuracy": ("correct", "predicted")}
     #: Params group, stage suffix (train@<name>) and output directory (models/<name>).
     name: ClassVar[str]
     #: How tables and plots name the model.
@@ -83,8 +85,10 @@ class StudyModel(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def validation_sums(self, rows: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
-        """Sums over a batch: nll (nats), tokens (NLL denominator), correct, predicted (accuracy denominator)."""
+    def validation_sums(self, rows: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Per row of a batch, each a tensor [B]: nll (nats over the row), tokens (its NLL denominator), and
+        the numerator and denominator of each of `validation_accuracies` (per row, so that evaluation can
+        state a standard error over rows)."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -121,10 +125,14 @@ class TokenModel(StudyModel):
         if tie_embeddings:  # as in GPT-2 and MDLM
             self.head.weight = self.embed.weight
 
+    def hidden(self, tokens: torch.Tensor, start: int = 0, **attention) -> torch.Tensor:
+        """The backbone's output [B, N, d_model] for tokens [B, N] at positions start..start+N-1."""
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        return self.backbone(self.embed(tokens), positions, **attention)
+
     def logits(self, tokens: torch.Tensor, start: int = 0, **attention) -> torch.Tensor:
         """Output logits [B, N, V] of tokens [B, N] at positions start..start+N-1."""
-        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        return self.head(self.backbone(self.embed(tokens), positions, **attention))
+        return self.head(self.hidden(tokens, start, **attention))
 
     def training_flops_per_row(self, seq_len: int) -> float:
         return transformer_training_flops(self.backbone, self.head.weight.numel(), seq_len, seq_len)

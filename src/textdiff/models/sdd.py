@@ -78,7 +78,10 @@ class SparseDistributionLM(StudyModel):
     loss_meaning = "denoising cross-entropy at random t"
     nll_kind = "denoising cross-entropy"
     accuracy_definition = "argmax accuracy at all positions of a training-noised candidate state, t ~ U(0, 1)"
+    # context_only_accuracy (see validation_sums): the same states with the true token removed from 15% of positions
     Params = SDDParams
+    validation_accuracies = {"accuracy": ("correct", "predicted"),
+                             "context_only_accuracy": ("context_only_correct", "context_only_predicted")}
 
     @classmethod
     def parse_params(cls, raw, vocab_size):
@@ -129,6 +132,9 @@ class SparseDistributionLM(StudyModel):
         nn.init.normal_(self.readout_query, std=0.02)
         self.register_buffer("flat_index_code", sinusoidal_embedding(
             torch.arange(backbone.max_positions * k), d_model), persistent=False)
+        # The k candidates of a token share its position (for the rotary embedding).
+        self.register_buffer("candidate_positions", torch.arange(backbone.max_positions).repeat_interleave(k),
+                             persistent=False)
 
     # --- the noising process -------------------------------------------------------------
     def clean_weights(self, k: int, device=None) -> torch.Tensor:
@@ -187,7 +193,8 @@ class SparseDistributionLM(StudyModel):
         x = x + self.flat_index_code[: length * k].view(length, k, -1)
         x = x + self.time_mlp(sinusoidal_embedding(t * 1000, x.shape[-1]))[:, None, None, :]
         log_p = probs.clamp_min(MIN_PROB).log()
-        positions = torch.arange(length, device=tokens.device).repeat_interleave(k)  # k candidates share a position
+        positions = self.candidate_positions[: length * k] if k == self.k else (
+            torch.arange(length, device=tokens.device).repeat_interleave(k))  # k curriculum: fewer candidates
         key_bias = (self.attn_bias_scale * log_p).view(batch, 1, 1, length * k)
         hidden = self.backbone(x.view(batch, length * k, -1), positions, key_bias=key_bias)
         hidden = hidden.view(batch, length, k, -1)
@@ -207,21 +214,26 @@ class SparseDistributionLM(StudyModel):
         if self.use_k_curriculum:
             self.train_k = k_curriculum(self.k, progress)
 
-    def _denoising_logits(self, rows, generator, k):
-        t = torch.rand((rows.shape[0],), generator=generator, device=rows.device)
-        probs, tokens = self.noised_state(rows, t, k, generator)
-        return self(probs, tokens, t, generator).float()
-
     def training_loss(self, rows, generator):
-        logits = self._denoising_logits(rows, generator, self.train_k)
-        return F.cross_entropy(logits.flatten(0, 1), rows.flatten())
+        t = torch.rand((rows.shape[0],), generator=generator, device=rows.device)
+        probs, tokens = self.noised_state(rows, t, self.train_k, generator)
+        return F.cross_entropy(self(probs, tokens, t, generator).float().flatten(0, 1), rows.flatten())
 
     @torch.no_grad()
     def validation_sums(self, rows, generator):
-        logits = self._denoising_logits(rows, generator, self.k)
-        nll = F.cross_entropy(logits.flatten(0, 1), rows.flatten(), reduction="sum")
-        correct = (logits.argmax(-1) == rows).sum()
-        return {"nll": nll.item(), "tokens": rows.numel(), "correct": correct.item(), "predicted": rows.numel()}
+        """Per row: the denoising cross-entropy and accuracy on a training-noised state at t ~ U(0, 1), and the
+        accuracy on the same state with the true token removed from 15% of positions, scored there
+        (context-only: does the network model language, or copy the candidate it was given?)."""
+        t = torch.rand((rows.shape[0],), generator=generator, device=rows.device)
+        probs, states = candidate_states(self, rows, t, generator)
+        logits = self(probs, states["training"][0], t, generator).float()
+        nll = F.cross_entropy(logits.flatten(0, 1), rows.flatten(), reduction="none").view(rows.shape)
+        context_tokens, removed_at = states["context_only"]
+        context_hits = (self(probs, context_tokens, t, generator).argmax(-1) == rows) & removed_at
+        tokens = torch.full((len(rows),), rows.shape[1], device=rows.device)
+        return {"nll": nll.sum(1), "tokens": tokens, "correct": (logits.argmax(-1) == rows).sum(1),
+                "predicted": tokens, "context_only_correct": context_hits.sum(1),
+                "context_only_predicted": removed_at.sum(1)}
 
     @torch.no_grad()
     def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,
@@ -242,6 +254,8 @@ class SparseDistributionLM(StudyModel):
                 final_temperature + (temperature - final_temperature) * t.item())
             softmax = torch.softmax(self(probs, tokens, t.expand(batch_size)).float() / step_temperature, dim=-1)
             if candidates == "top_k":
+                # (Top-k of the logits first, then normalising those k by a logsumexp, avoids writing the
+                # softmax out, but at the CPU default logsumexp costs 4x the fused softmax: kept as it is.)
                 probs, tokens = softmax.topk(self.k, dim=-1)
             else:
                 tokens = draw_without_replacement(softmax, self.k, generator)

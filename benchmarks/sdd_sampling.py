@@ -1,0 +1,109 @@
+"""Benchmark: SDD's batch-1 sampling step, this code against the code of an earlier commit, and its profile.
+
+The earlier commit's library is extracted from git into a temporary directory as a package of
+another name (the library imports itself relatively), so both run in this process with the same
+weights, taking turns; the ratio is the median over turns of earlier time / current time (above 1:
+the current code is faster), and the samples of both are compared token for token. Then one sampling
+step of the current code is profiled and its top costs listed: what is left once the needless work is
+gone. Both the CPU default and the seed scale (at the same 64-token sample).
+
+    python benchmarks/sdd_sampling.py                  # against db4d920, the code before issue 16
+    python benchmarks/sdd_sampling.py --before HEAD~3 --turns 9
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from textdiff import study  # noqa: E402
+from textdiff.io import write_json  # noqa: E402
+from textdiff.models import build_model, model_spec  # noqa: E402
+
+BEFORE = "db4d920"  # the last commit before SDD's sampler lost its needless work (issue 16)
+
+
+def earlier_library(commit: str, into: Path):
+    """The library as it was at `commit`, imported as the package `textdiff_<commit>`."""
+    name = f"textdiff_{commit.replace('~', '_').replace('^', '_')}"
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "src/textdiff"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    (into / "src" / "textdiff").rename(into / name)
+    sys.path.insert(0, str(into))
+    return importlib.import_module(f"{name}.study"), importlib.import_module(f"{name}.models")
+
+
+def step_ms(model, length: int, steps: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    tic = time.perf_counter()
+    tokens = model.generate(1, length, generator, steps=steps)
+    return (time.perf_counter() - tic) * 1000 / steps, tokens
+
+
+def top_costs(model, length: int, rows: int = 8) -> list[dict]:
+    """The operators of one sampling step by their own CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model.generate(1, length, torch.Generator().manual_seed(0), steps=4)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3)} for e in events[:rows]]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", default=BEFORE)
+    parser.add_argument("--turns", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=8, help="sampling steps per timed call")
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--out", default=str(REPO / "reports/benchmarks/sdd_sampling.json"))
+    args = parser.parse_args()
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    results = {"before": args.before, "threads": torch.get_num_threads(), "length": args.length, "scales": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        old_study, old_models = earlier_library(args.before, Path(tmp))
+        for scale in ("cpu", "seed"):
+            scaled = {**copy.deepcopy(raw), "scale": scale}
+            current = build_model(model_spec("sdd", study.parse_params(copy.deepcopy(scaled)))).eval()
+            earlier = old_models.build_model(old_models.model_spec("sdd", old_study.parse_params(scaled))).eval()
+            current.load_state_dict(earlier.state_dict())
+            for model in (earlier, current):  # warm-up
+                step_ms(model, args.length, 2)
+            ratios, times, same = [], {"before": [], "now": []}, True
+            for turn in range(args.turns):
+                before_ms, before_tokens = step_ms(earlier, args.length, args.steps, turn)
+                now_ms, now_tokens = step_ms(current, args.length, args.steps, turn)
+                times["before"].append(before_ms)
+                times["now"].append(now_ms)
+                ratios.append(before_ms / now_ms)
+                same &= torch.equal(before_tokens, now_tokens)
+            results["scales"][scale] = {
+                "before_ms_per_step": round(statistics.median(times["before"]), 3),
+                "ms_per_step": round(statistics.median(times["now"]), 3),
+                "speedup": round(statistics.median(ratios), 3),
+                "same_samples": same,
+                "top_costs": top_costs(current, args.length),
+            }
+            r = results["scales"][scale]
+            print(f"{scale}: {r['before_ms_per_step']} -> {r['ms_per_step']} ms per step, "
+                  f"speedup x{r['speedup']} (median of {args.turns}), same samples: {same}")
+            for cost in r["top_costs"]:
+                print(f"    {cost['share']:6.1%}  {cost['op']}")
+    write_json(args.out, results)
+
+
+if __name__ == "__main__":
+    main()
