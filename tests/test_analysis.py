@@ -1,7 +1,9 @@
+import pytest
 import pandas as pd
 
-from textdiff.analysis import (best_at_equal_time, closest_to_real_text, distance_to_real_text, run_binding,
-                               seed_conclusions)
+from textdiff.analysis import (against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text,
+                               gap_narrows, interpolate_tokens, learning_rate_sensitivity, overfitting, run_binding,
+                               seed_conclusions, seed_spread, token_multiplier)
 
 REFERENCE = {"judge_perplexity": 14.0, "entropy": 3.6, "distinct_1": 0.15, "repeat_4gram_rate": 0.01}
 
@@ -119,3 +121,57 @@ def test_a_run_of_other_code_or_data_or_unrecorded_is_excluded():
         "it trained on other packed data"]
     unrecorded = {key: value for key, value in bound_run().items() if key != "params"}
     assert run_binding(unrecorded, ENTRY, STUDY) == ["it was collected before runs recorded what they ran with"]
+
+
+def test_seed_spread_gives_mean_and_range_per_model_and_figure():
+    runs = {f"seed {i}": {"ar": {**sdd_metrics(judge_ppl=50.0 + 10 * i, entropy=3.0, train_acc=0.5, context_acc=0.1),
+                                 "perplexity": 30.0 + i, "accuracy": 0.4}} for i in range(3)}
+    spread = seed_spread(runs, REFERENCE)["ar"]
+    assert spread["perplexity"] == {"mean": 31.0, "min": 30.0, "max": 32.0, "seeds": 3}
+    assert spread["judge_perplexity"]["min"] == 50.0 and spread["judge_perplexity"]["max"] == 70.0
+
+
+def test_a_difference_within_the_seed_spread_is_said_to_be_so():
+    wide = {"min": 1.0, "max": 1.5, "seeds": 3}
+    assert against_spread(0.3, [wide])["within"] is True
+    assert against_spread(-0.6, [wide, {"min": 1.0, "max": 1.2, "seeds": 3}]) == {
+        "difference": -0.6, "spread": 0.5, "within": False}
+    assert against_spread(0.3, [None, {"min": 1.0, "max": 1.0, "seeds": 1}])["within"] is None  # one seed: no spread
+
+
+def test_learning_rate_ranking_is_taken_at_each_models_best_rate():
+    def m(nll, judge_ppl):
+        return {"nll_per_token": nll, "sample_judge_perplexity": judge_ppl, "sample_entropy": REFERENCE["entropy"]}
+    by_factor = {0.5: {"ar": m(3.5, 40.0), "mdlm": m(5.0, 90.0)},
+                 1.0: {"ar": m(3.4, 45.0), "mdlm": m(5.5, 40.0)},
+                 2.0: {"ar": m(3.6, 30.0), "mdlm": m(5.8, 35.0)}}
+    result = learning_rate_sensitivity(by_factor, REFERENCE)
+    assert result["best_factor"] == {"ar": 1.0, "mdlm": 0.5}  # by each model's own validation NLL
+    assert result["default_ranking"] == ["mdlm", "ar"] and result["best_ranking"] == ["ar", "mdlm"]
+    assert result["holds"] is False
+
+
+def test_token_multiplier_interpolates_in_log_tokens_and_bounds_what_it_cannot_reach():
+    ar = [(100.0, 4.0), (400.0, 3.5)]
+    mdlm = [(100.0, 5.0), (400.0, 4.5), (1600.0, 4.0)]
+    rows = token_multiplier(ar, mdlm)
+    assert rows[0] == {"tokens": 100.0, "nll": 4.0, "multiplier": pytest.approx(16.0), "at_least": False}  # 1600/100
+    assert rows[1] == {"tokens": 400.0, "nll": 3.5, "multiplier": 4.0, "at_least": True}  # never that low: > 1600/400
+    assert interpolate_tokens(mdlm, 4.75) == pytest.approx(200.0)  # halfway in log tokens between 100 and 400
+
+
+def test_overfitting_needs_a_rising_validation_nll_and_a_falling_training_loss():
+    def point(tokens, valid, train):
+        return {"tokens": tokens, "valid_nll": valid, "valid_nll_standard_error": 0.01, "train_loss": train}
+    rising = [point(1, 5.0, 5.0), point(2, 3.0, 3.0), point(3, 3.2, 2.0)]
+    assert overfitting(rising)["rising"] is True and overfitting(rising)["lowest_tokens"] == 2
+    assert overfitting([point(1, 5.0, 5.0), point(2, 3.0, 3.0), point(3, 3.01, 2.0)])["rising"] is False  # within 2 SE
+    assert overfitting([point(1, 5.0, 5.0), point(2, 3.0, 3.0), point(3, 3.2, 3.5)])["rising"] is False  # both rise
+    assert overfitting(rising[:2]) is None
+
+
+def test_the_gap_verdict_counts_only_changes_beyond_the_seed_spread():
+    assert gap_narrows({100: 1.0, 1600: 0.5}, 0.2)["verdict"] == "narrows"
+    assert gap_narrows({100: 1.0, 1600: 0.9}, 0.2)["verdict"] == "cannot tell"
+    assert gap_narrows({100: 1.0, 1600: 1.5}, 0.2)["verdict"] == "widens"
+    assert gap_narrows({100: 1.0}, 0.2)["verdict"] is None

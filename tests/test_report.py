@@ -29,9 +29,19 @@ def test_table_marks_the_bound_and_names_each_kind():
     table = results_table(labelled_rows({"ar": metrics("exact", 30.0), "mdlm": metrics("bound", 120.0),
                                          "sdd": metrics("denoising cross-entropy", 40.0)}, {}, None, "sdd"))
     rows = table.splitlines()
-    assert rows[2].startswith("| AR | 30.00 | exact |")
-    assert rows[3].startswith("| MDLM | ≤ 120.00 | bound |")
-    assert rows[4].startswith("| SDD | 40.00 | denoising cross-entropy |")
+    assert rows[2].startswith("| AR | 30.00 | – | exact |")
+    assert rows[3].startswith("| MDLM | ≤ 120.00 | – | bound |")
+    assert rows[4].startswith("| SDD | 40.00 | – | denoising cross-entropy |")
+
+
+def test_table_gives_the_standard_error_and_the_seed_spread():
+    ar = {**metrics("exact", 30.0), "perplexity_standard_error": 0.41, "accuracy_standard_error": 0.002}
+    spread = {"perplexity": {"mean": 31.0, "min": 30.0, "max": 32.5, "seeds": 3},
+              "accuracy": {"mean": 0.49, "min": 0.48, "max": 0.5, "seeds": 3}}
+    table = results_table({"AR": ar}, {"AR": spread})
+    assert "over 3 seeds" in table.splitlines()[0]
+    assert table.splitlines()[2].startswith("| AR | 30.00 ± 0.41 | 31.00 (30.00–32.50) | exact | 1.000 "
+                                            "| 50.0% ± 0.2% | 49.0% (48.0%–50.0%) |")
 
 
 def test_the_best_variant_is_shown_beside_its_models_seed_design():

@@ -180,3 +180,121 @@ def seed_conclusions(seed: dict, variants: dict, reference: dict) -> dict[str, d
         verdicts["fixed_k"] = {"holds": distance_to_real_text(seed, reference) <= (1 + SAME_WITHIN) * closest_other,
                                "k": k, "by_k": dict(sorted(by_k.items()))}
     return verdicts
+
+
+# --- spread over seeds, learning rates ------------------------------------------------------------------
+def seed_figures(m: dict, reference: dict) -> dict[str, float]:
+    """The figures of one model's metrics whose spread over seeds the report shows."""
+    figures = {"perplexity": m["perplexity"], "accuracy": m["accuracy"],
+               "judge_perplexity": m["sample_judge_perplexity"], "entropy": m["sample_entropy"],
+               "distance": distance_to_real_text(m, reference)}
+    for key in ("context_only_accuracy",):
+        if key in m:
+            figures[key] = m[key]
+    return figures
+
+
+def seed_spread(by_seed: dict[str, dict[str, dict]], reference: dict) -> dict[str, dict[str, dict]]:
+    """Per model and figure: the mean, min and max over the seeds' runs (seed label -> model -> metrics), and
+    how many seeds. A model missing from a seed's run is left out of that seed."""
+    spread: dict[str, dict[str, dict]] = {}
+    models = {name for run in by_seed.values() for name in run}
+    for name in models:
+        values: dict[str, list[float]] = {}
+        for run in by_seed.values():
+            if name in run:
+                for figure, value in seed_figures(run[name], reference).items():
+                    values.setdefault(figure, []).append(value)
+        spread[name] = {figure: {"mean": sum(v) / len(v), "min": min(v), "max": max(v), "seeds": len(v)}
+                        for figure, v in values.items()}
+    return spread
+
+
+def against_spread(difference: float, spreads: list[dict]) -> dict:
+    """A difference between two results set against the seed spread (max - min over seeds) of the figures
+    behind it: `within` when it is no larger than the widest of those spreads, so that another seed could
+    reverse it. None spreads (no seed runs) give within=None."""
+    widths = [s["max"] - s["min"] for s in spreads if s and s.get("seeds", 0) > 1]
+    if not widths:
+        return {"difference": difference, "spread": None, "within": None}
+    return {"difference": difference, "spread": max(widths), "within": abs(difference) <= max(widths)}
+
+
+def learning_rate_sensitivity(by_factor: dict[float, dict[str, dict]], reference: dict) -> dict:
+    """Each model's validation NLL per token and distance to real text at each learning-rate factor
+    (factor -> model -> metrics; 1.0 is the default), its best factor by its own validation NLL (each model's
+    own kind: comparable across its runs, not across models), and the ranking of the models by distance to
+    real text (the one figure that compares all three) at the default and at each model's best factor:
+    `holds` when the two rankings are the same."""
+    models = [name for name in by_factor[1.0]]
+    table = {name: {factor: {"nll": run[name]["nll_per_token"], "distance": distance_to_real_text(run[name], reference)}
+                    for factor, run in sorted(by_factor.items()) if name in run} for name in models}
+    best = {name: min(rows, key=lambda f: rows[f]["nll"]) for name, rows in table.items()}
+    default_rank = sorted(models, key=lambda n: table[n][1.0]["distance"])
+    best_rank = sorted(models, key=lambda n: table[n][best[n]]["distance"])
+    return {"table": table, "best_factor": best, "default_ranking": default_rank, "best_ranking": best_rank,
+            "holds": default_rank == best_rank}
+
+
+# --- training length ------------------------------------------------------------------------------------
+# A validation NLL counts as rising (overfitting) when its last point exceeds its lowest by more than this many
+# standard errors while the training loss kept falling.
+RISE_IN_STANDARD_ERRORS = 2.0
+
+
+def interpolate_tokens(points: list[tuple[float, float]], nll: float) -> float | None:
+    """The training tokens at which a model's end points (tokens, validation NLL), NLL falling with tokens,
+    reach `nll`, interpolated linearly in log tokens; None outside their range."""
+    points = sorted(points)
+    for (t0, n0), (t1, n1) in zip(points, points[1:]):
+        if min(n0, n1) <= nll <= max(n0, n1) and n0 != n1:
+            share = (n0 - nll) / (n0 - n1)
+            return math.exp(math.log(t0) + share * (math.log(t1) - math.log(t0)))
+    if points and any(abs(n - nll) < 1e-12 for _, n in points):
+        return next(t for t, n in points if abs(n - nll) < 1e-12)
+    return None
+
+
+def token_multiplier(exact: list[tuple[float, float]], bound: list[tuple[float, float]]) -> list[dict]:
+    """For each end point of the exact-likelihood model (AR): how many times its training tokens the bound model
+    (MDLM) needs to reach the same validation NLL, interpolated on the bound model's end points. Where the bound
+    model never gets that low, a lower bound: its most tokens over the exact model's (`at_least`)."""
+    rows = []
+    for tokens, nll in sorted(exact):
+        needed = interpolate_tokens(bound, nll)
+        if needed is not None:
+            rows.append({"tokens": tokens, "nll": nll, "multiplier": needed / tokens, "at_least": False})
+        elif bound and min(n for _, n in bound) > nll:
+            rows.append({"tokens": tokens, "nll": nll, "multiplier": max(t for t, _ in bound) / tokens,
+                         "at_least": True})
+    return rows
+
+
+def overfitting(curve: list[dict]) -> dict | None:
+    """Whether a learning curve's validation NLL rises at its end while its training loss falls: the last point
+    is over its lowest by more than RISE_IN_STANDARD_ERRORS standard errors, with a lower training loss than at
+    that lowest point. None for a curve of fewer than three points."""
+    if len(curve) < 3:
+        return None
+    lowest = min(curve, key=lambda point: point["valid_nll"])
+    last = curve[-1]
+    error = last.get("valid_nll_standard_error") or 0.0
+    rising = last["valid_nll"] - lowest["valid_nll"] > RISE_IN_STANDARD_ERRORS * error and \
+        last["train_loss"] < lowest["train_loss"]
+    return {"rising": rising, "lowest_tokens": lowest["tokens"], "lowest_nll": lowest["valid_nll"],
+            "last_nll": last["valid_nll"], "last_tokens": last["tokens"]}
+
+
+def gap_narrows(gaps: dict[float, float], spread: float | None) -> dict:
+    """The seed's open question, by a stated rule: the gap (bound model's NLL minus the exact model's, nats per
+    token, at equal training tokens) narrows with longer training when it is smaller at the longest common length
+    than at the shortest by more than the seed spread of the gap (or by anything, without seeds); it widens when it
+    is larger by more than that; otherwise the runs cannot tell."""
+    if len(gaps) < 2:
+        return {"verdict": None}
+    shortest, longest = min(gaps), max(gaps)
+    change = gaps[longest] - gaps[shortest]
+    margin = spread or 0.0
+    verdict = "narrows" if change < -margin else "widens" if change > margin else "cannot tell"
+    return {"verdict": verdict, "shortest": shortest, "longest": longest, "change": change, "margin": margin,
+            "gaps": dict(sorted(gaps.items()))}

@@ -206,6 +206,12 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
                 return [{key: float(value) if value else None for key, value in row.items()}
                         for row in csv.DictReader(io.StringIO(text))]
             return json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        def read_optional(path: str):
+            """None for a file the experiment commit lacks (runs from before it was written)."""
+            try:
+                return read(path)
+            except subprocess.CalledProcessError:
+                return None
         baseline = _git("rev-parse", f"{rev}^", cwd=cwd).strip()
         ran = study_params(read("params.yaml"))
         overrides = changed_keys(study_params(read("params.yaml", baseline)), ran)
@@ -219,7 +225,7 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
             **study_hashes(read("dvc.lock"), group.stages),
             "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
                                "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT],
-                               "learning_curve": read(f"models/{model}/learning_curve.csv")}
+                               "learning_curve": read_optional(f"models/{model}/learning_curve.csv")}
                        for model in group.models},
         }
     result = {"group": group.name, "command": f"{COMMAND} {group.name}", "stages": list(group.stages),

@@ -11,9 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from .analysis import (ENTROPY_FLOOR, SAME_WITHIN, best_at_equal_time, closest_to_real_text,  # noqa: E402
-                       degenerate, distance_to_real_text, headline_metrics, run_binding, seed_conclusions,
-                       state_accuracy)
+from .analysis import (ENTROPY_FLOOR, SAME_WITHIN, against_spread, best_at_equal_time,  # noqa: E402
+                       closest_to_real_text, degenerate, distance_to_real_text, gap_narrows, headline_metrics,
+                       learning_rate_sensitivity, overfitting, run_binding, seed_conclusions, seed_spread,
+                       state_accuracy, token_multiplier)
 from .errors import DataError  # noqa: E402
 from .evaluate import TIMING_SPREAD_LIMIT  # noqa: E402
 from .experiments import entry, read_groups, study_params  # noqa: E402
@@ -21,8 +22,12 @@ from .io import atomic_path, read_json, write_json, write_text  # noqa: E402
 from .models import MODELS  # noqa: E402
 
 SAMPLES_QUOTED = 2
-#: The experiment group whose runs the report's "Why SDD repeats" section shows (eval/experiments/<group>.json).
+#: The experiment groups the report reads (eval/experiments/<group>.json): SDD's variants ("Why SDD repeats"),
+#: the training seeds (the spread of every figure), the learning rates, and the training lengths.
 VARIANTS_GROUP = "sdd_variants"
+SEEDS_GROUP = "seeds"
+LR_GROUP = "learning_rates"
+LENGTH_GROUP = "training_length"
 
 
 def display_name(name: str) -> str:
@@ -31,22 +36,43 @@ def display_name(name: str) -> str:
 
 def _perplexity_cell(metrics: dict) -> str:
     prefix = "≤ " if metrics["perplexity_kind"] == "bound" else ""
-    return f"{prefix}{metrics['perplexity']:.2f}"
+    error = metrics.get("perplexity_standard_error")
+    return f"{prefix}{metrics['perplexity']:.2f}" + (f" ± {error:.2f}" if error is not None else "")
 
 
-def results_table(metrics: dict[str, dict]) -> str:
-    """The comparison table (one row per label): the seed's columns plus what each number is."""
+def _with_error(m: dict, key: str, fmt: str) -> str:
+    """A figure with its standard error over rows (or samples), where the metrics have one."""
+    error = m.get(f"{key}_standard_error")
+    return f"{m[key]:{fmt}}" + (f" ± {error:{fmt}}" if error is not None else "")
+
+
+def _spread_cell(spread: dict | None, figure: str, fmt: str) -> str:
+    """mean (min–max) over seeds, or – without seed runs."""
+    s = (spread or {}).get(figure)
+    if not s or s["seeds"] < 2:
+        return "–"
+    return f"{s['mean']:{fmt}} ({s['min']:{fmt}}–{s['max']:{fmt}})"
+
+
+def results_table(metrics: dict[str, dict], spreads: dict[str, dict] | None = None) -> str:
+    """The comparison table (one row per label): the seed's columns plus what each number is. Perplexity and
+    accuracy carry their standard error over validation rows, and, per label in spreads, their mean and range
+    over the training seeds."""
+    spreads = spreads or {}
+    seeds = max((s["perplexity"]["seeds"] for s in spreads.values()), default=1)
     gen_tokens = next(iter(metrics.values()))["gen_tokens"]
     lines = [
-        f"| Model | Perplexity | Perplexity kind | NLL/token | Accuracy | Gen time ({gen_tokens} tok, batch 1) "
-        "| Sampling steps | Params | Train time | Train tokens/s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| Model | Perplexity ± SE | over {seeds} seeds | Perplexity kind | NLL/token | Accuracy ± SE | over {seeds} seeds "
+        f"| Gen time ({gen_tokens} tok, batch 1) | Sampling steps | Params | Train time | Epochs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in metrics.items():
+        spread = spreads.get(name)
         lines.append(
-            f"| {name} | {_perplexity_cell(m)} | {m['perplexity_kind']} | {m['nll_per_token']:.3f} "
-            f"| {m['accuracy']:.1%} | {_gen_time(m)} | {m['gen_steps']} "
-            f"| {m['parameters'] / 1e6:.2f}M | {m['train_wall_s']:.0f} s | {m['train_tokens_per_s']:.0f} |"
+            f"| {name} | {_perplexity_cell(m)} | {_spread_cell(spread, 'perplexity', '.2f')} | {m['perplexity_kind']} "
+            f"| {m['nll_per_token']:.3f} | {_with_error(m, 'accuracy', '.1%')} | {_spread_cell(spread, 'accuracy', '.1%')} "
+            f"| {_gen_time(m)} | {m['gen_steps']} | {m['parameters'] / 1e6:.2f}M | {m['train_wall_s']:.0f} s "
+            f"| {m.get('train_epochs', float('nan')):.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -83,19 +109,54 @@ def plot_training_loss(logs: dict[str, pd.DataFrame], path: Path) -> None:
                  "Training loss (each model's own objective; faint: per step, bold: moving mean)", path)
 
 
-def quality_table(metrics: dict[str, dict], reference: dict) -> str:
-    lines = ["| Text | Sampling | Judge PPL | Entropy (nats) | Distinct-1 | Distinct-2 | Distinct-3 | Repeat-4 "
-             "| ms per sample (batched) |", "|---|---|---|---|---|---|---|---|---|",
-             f"| validation text | {reference['num_samples']} windows of {reference['length']} tokens "
-             f"| {reference['judge_perplexity']:.2f} | {reference['entropy']:.3f} | {reference['distinct_1']:.3f} "
+KIND_SHORT = {"exact": "exact NLL", "bound": "NELBO bound", "denoising cross-entropy": "denoising CE"}
+#: Masked diffusion needs about this many times AR's training compute to reach the same validation loss
+#: (Nie et al. 2024, "Scaling up Masked Diffusion Models on Text"), the published figure set beside ours.
+PUBLISHED_MULTIPLIER = 16
+
+
+def plot_learning_curves(runs: dict[str, list[tuple[str, list[dict], dict]]], path: Path,
+                         title: str = "Learning curves: validation NLL against training tokens") -> None:
+    """Validation NLL per token against training tokens, log-log: per model, each run's learning curve (a line)
+    and its end point (a marker), labelled by the kind of NLL. runs: model -> [(run label, curve, metrics)]."""
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    for name, model_runs in runs.items():
+        color = None
+        for index, (label, curve, m) in enumerate(sorted(model_runs, key=lambda r: r[2]["train_tokens"])):
+            if curve:
+                line, = ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], linewidth=1,
+                                alpha=0.6, color=color)
+                color = line.get_color()
+            marker = ax.scatter([m["train_tokens"]], [m["nll_per_token"]], s=40, color=color, zorder=4,
+                                label=f"{display_name(name)} ({KIND_SHORT[m['perplexity_kind']]})" if index == 0 else None)
+            color = marker.get_facecolor()[0] if color is None else color
+    ax.set_xscale("log")
+    _finish_plot(fig, ax, "training tokens", "validation NLL per token (nats)",
+                 title + " (lines: during training; dots: end of each run's schedule)", path)
+
+
+def quality_table(metrics: dict[str, dict], reference: dict, spreads: dict[str, dict] | None = None) -> str:
+    """Sample quality per label, with standard errors over samples and, per label in spreads, the mean and range
+    over the training seeds of judge perplexity, entropy and distance to real text."""
+    spreads = spreads or {}
+    seeds = max((s["perplexity"]["seeds"] for s in spreads.values()), default=1)
+    lines = [f"| Text | Sampling | Judge PPL ± SE | over {seeds} seeds | Entropy (nats) ± SE | over {seeds} seeds "
+             f"| Distinct-1 | Distinct-2 | Distinct-3 | Repeat-4 | Distance to real text | over {seeds} seeds "
+             "| ms per sample (batched) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+             f"| validation text | {reference['num_samples']} windows of {reference['length']} tokens, drawn from the "
+             f"whole split | {_with_error(reference, 'judge_perplexity', '.2f')} | – "
+             f"| {_with_error(reference, 'entropy', '.3f')} | – | {reference['distinct_1']:.3f} "
              f"| {reference['distinct_2']:.3f} | {reference['distinct_3']:.3f} | {reference['repeat_4gram_rate']:.3f} "
-             "| – |"]
+             "| 0 | – | – |"]
     for name, m in metrics.items():
+        spread = spreads.get(name)
         lines.append(
             f"| {name} | {m['gen_steps']} steps, T={m['gen_temperature']}{_sampler_note(m)} "
-            f"| {m['sample_judge_perplexity']:.2f} | {m['sample_entropy']:.3f} | {m['sample_distinct_1']:.3f} "
-            f"| {m['sample_distinct_2']:.3f} | {m['sample_distinct_3']:.3f} | {m['sample_repeat_4gram_rate']:.3f} "
-            f"| {m['sample_ms_per_sample']:.1f} |")
+            f"| {_with_error(m, 'sample_judge_perplexity', '.2f')} | {_spread_cell(spread, 'judge_perplexity', '.2f')} "
+            f"| {_with_error(m, 'sample_entropy', '.3f')} | {_spread_cell(spread, 'entropy', '.3f')} "
+            f"| {m['sample_distinct_1']:.3f} | {m['sample_distinct_2']:.3f} | {m['sample_distinct_3']:.3f} "
+            f"| {m['sample_repeat_4gram_rate']:.3f} | {distance_to_real_text(m, reference):.2f} "
+            f"| {_spread_cell(spread, 'distance', '.2f')} | {m['sample_ms_per_sample']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -143,17 +204,34 @@ def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time
                  "Sample quality against sampling time (every sweep setting)", time_path)
 
 
-def equal_time_paragraph(ranking: dict, reference: dict) -> str:
-    """analysis.best_at_equal_time in words."""
+def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = None) -> str:
+    """analysis.best_at_equal_time in words, with the winner's margin set against the seed spread (spread:
+    model -> figure -> seed statistics) of the two models' judge perplexity at their default setting."""
     described = [f"{display_name(p['model'])} {p['steps']} steps T={p['temperature']}: judge perplexity "
                  f"{p['judge_perplexity']:.1f}, entropy {p['entropy']:.2f}"
                  + (" (below the entropy floor: repetitive)" if p["repetitive"] else "") for p in ranking["picks"]]
-    return (f"At equal sampling time (at most {ranking['budget_ms']:.1f} ms per sample, the slowest model's fastest "
+    text = (f"At equal sampling time (at most {ranking['budget_ms']:.1f} ms per sample, the slowest model's fastest "
             f"setting; settings whose entropy is below {ranking['entropy_floor']:.0%} of real text's "
             f"{ranking['reference_entropy']:.2f} nats count as repetitive and rank last), "
             f"**{display_name(ranking['picks'][0]['model'])} writes best**. Best setting of each model within that "
             f"time: " + "; ".join(described) +
             f". Real validation text scores judge perplexity {reference['judge_perplexity']:.1f}.")
+    first, second = ranking["picks"][:2] if len(ranking["picks"]) > 1 else (None, None)
+    if first and spread and not first["repetitive"] and not second["repetitive"]:
+        margin = against_spread(second["judge_perplexity"] - first["judge_perplexity"],
+                                [spread.get(p["model"], {}).get("judge_perplexity") for p in (first, second)])
+        text += " " + _margin_words(margin, f"{display_name(first['model'])}'s margin over "
+                                            f"{display_name(second['model'])}", "judge perplexity", ".1f")
+    return text
+
+
+def _margin_words(margin: dict, what: str, figure: str, fmt: str) -> str:
+    """analysis.against_spread in words."""
+    if margin["within"] is None:
+        return ""
+    return (f"{what} ({margin['difference']:{fmt}} {figure}) is **{'within' if margin['within'] else 'beyond'}** "
+            f"the spread over training seeds of the figures behind it (up to {margin['spread']:{fmt}})"
+            + (": another seed could reverse it." if margin["within"] else "."))
 
 
 def cost_section(timings: dict[str, float]) -> list[str]:
@@ -319,7 +397,8 @@ def excluded_lines(excluded: dict[str, list[str]], command: str) -> list[str]:
 
 
 def variants_section(seed: dict, variants: dict, reference: dict, baseline: tuple[str, dict] | None,
-                     best: str | None, command: str, plot_name: str, not_run=(), excluded=None) -> list[str]:
+                     best: str | None, command: str, plot_name: str, not_run=(), excluded=None,
+                     spread: dict | None = None) -> list[str]:
     lines = diagnostics_section(seed["diagnostics"])
     if not variants:
         return lines + [f"No variant experiment of this study has been collected yet: run `{command}`."] + \
@@ -341,8 +420,23 @@ def variants_section(seed: dict, variants: dict, reference: dict, baseline: tupl
               "text: the smallest gap in judge "
               "cross-entropy (log judge perplexity) plus gap in unigram entropy, both in nats per token, so that "
               "neither repetition (low entropy) nor noise (high judge perplexity) can win. Every SDD sampler, "
-              "whatever its options, outputs the highest-weight candidate of its last state.", ""]
+              "whatever its options, outputs the highest-weight candidate of its last state."]
+    if spread:
+        margin = against_spread(distance_to_real_text(seed, reference)
+                                - distance_to_real_text(variants[best]["metrics"], reference), [spread["distance"]])
+        lines[-1] += " " + _margin_words(margin, "Its lead over the seed design", "nats of distance", ".2f") + (
+            " Each variant ran with one seed; so did the comparisons of the seed's conclusions above, whose "
+            "differences are to be read against the same spread." if margin["within"] is not None else "")
+    lines.append("")
     return lines
+
+
+def _rows_note(m: dict) -> str:
+    """Which validation rows were scored."""
+    total = m.get("valid_rows_in_split")
+    whole = total is None or total == m["valid_rows"]
+    return (f"{m['valid_rows']:,} validation rows ({m['valid_tokens']:,} tokens), "
+            + ("the whole split" if whole else f"a fixed uniform sample of the split's {total:,}"))
 
 
 def _indent(text: str) -> str:
@@ -354,9 +448,13 @@ def _first_of_kind(metrics: dict[str, dict], kind: str) -> str | None:
 
 
 def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str, reference: dict,
-                  sweeps: pd.DataFrame, timings: dict[str, float], group: dict | None = None) -> str:
-    """report.md. group: the collected variants group (see group_runs), or None."""
+                  sweeps: pd.DataFrame, timings: dict[str, float], group: dict | None = None,
+                  spread: dict | None = None, groups: dict | None = None, seeds: list | None = None,
+                  base_lr: dict | None = None, length_lines: list[str] | None = None) -> str:
+    """report.md. group: the collected variants group (see group_runs), or None; spread: the seed spread per
+    model (analysis.seed_spread); groups: every collected group by name; seeds: the seed labels behind spread."""
     group = group or {"model": None, "runs": {}, "excluded": {}, "command": "", "not_run": []}
+    groups, seeds = groups or {}, seeds or []
     variants, variants_model = group["runs"], group["model"]
     best = closest_to_real_text(variants, reference)
     exact, bound = _first_of_kind(metrics, "exact"), _first_of_kind(metrics, "bound")
@@ -376,8 +474,11 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         f"into rows of {pack_stats['seq_len']} ({pack_stats['train_rows']:,} and {pack_stats['valid_rows']:,} rows), "
         "the same rows for every model.",
         f"- Training: the same backbone, {first['train_steps']:,} steps and {first['train_tokens']:,} tokens "
-        f"for each model, on {first['device']}.",
-        f"- Evaluation: {first['valid_rows']:,} validation rows ({first['valid_tokens']:,} tokens); generation timed at "
+        f"for each model ({first.get('train_epochs', float('nan')):.2f} epochs of the distinct training tokens), "
+        f"on {first['device']}; {len(seeds)} training seed{'s' if len(seeds) != 1 else ''} ({', '.join(seeds)}): "
+        "the tables give this pipeline's run with its standard error, and the mean and range over the seeds.",
+        f"- Evaluation: {_rows_note(first)}; every figure ± its standard error over validation rows (or "
+        f"samples); generation timed at "
         f"batch 1 for {first['gen_tokens']} tokens: the median and the fastest of {first.get('gen_timing_runs', 'several')} "
         f"runs after a warm-up, on {first.get('gen_threads', '?')} CPU threads (or the GPU); ⚠ marks a median over "
         f"{TIMING_SPREAD_LIMIT}x the fastest run, measured while the machine was busy: trust the minimum there.",
@@ -389,14 +490,25 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         "",
     ]
     for name, m in metrics.items():
+        extra = [key for key in MODELS[name].validation_accuracies if key != "accuracy" and key in m]
         lines.append(f"- **{display_name(name)}**: perplexity = {m['perplexity_meaning']}; "
-                     f"accuracy = {m['accuracy_definition']}; sampled at temperature {m['gen_temperature']} "
-                     f"with {m['gen_steps']} network calls.")
+                     f"accuracy = {m['accuracy_definition']}; "
+                     + "".join(f"{key.replace('_', ' ')} {_with_error(m, key, '.1%')}; " for key in extra)
+                     + f"sampled at temperature {m['gen_temperature']} with {m['gen_steps']} network calls.")
     if exact and bound:
         e, b = metrics[exact], metrics[bound]
+        gap = against_spread(b["nll_per_token"] - e["nll_per_token"], [])
+        if spread and exact in spread and bound in spread:
+            low = spread[bound]["perplexity"]["min"] / spread[exact]["perplexity"]["max"]
+            high = spread[bound]["perplexity"]["max"] / spread[exact]["perplexity"]["min"]
+            gap_note = (f" Over the {spread[exact]['perplexity']['seeds']} seeds the ratio lies between ≤ {low:.2f} "
+                        f"and ≤ {high:.2f}" + ("; the two ranges overlap, so the order could change with a seed."
+                                               if low <= 1 else ", so the order holds for every seed."))
+        else:
+            gap_note = ""
         lines += ["", f"{display_name(bound)}'s NELBO bound against {display_name(exact)}'s exact perplexity: "
                       f"≤ {b['perplexity']:.2f} vs {e['perplexity']:.2f}, a ratio of ≤ {b['perplexity'] / e['perplexity']:.2f} "
-                      "(the MDLM paper reports about 1.2 on LM1B at 33B tokens; this run is far smaller). "
+                      f"(the MDLM paper reports about 1.2 on LM1B at 33B tokens; this run is far smaller).{gap_note} "
                       f"For scale, a unigram model of the training tokens, which uses no context at all, "
                       f"scores perplexity {pack_stats['unigram_valid_perplexity']:.2f} on the validation tokens."]
     stepped = [name for name in metrics if "steps" in samples[name]["sampling"]]  # samplers with a step count
@@ -409,8 +521,9 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         "Judge perplexity alone rewards repetitive text, so it stands next to the unigram entropy of each sample, "
         "distinct-n (distinct n-grams over all n-grams of all samples) and the repeated-4-gram rate (share of a "
         "sample's 4-grams seen earlier in it), with the same figures for windows of real validation text.", "",
-        quality_table(labelled_rows(metrics, variants, best, variants_model), reference),
-        equal_time_paragraph(best_at_equal_time(sweeps, reference), reference), "",
+        quality_table(rows := labelled_rows(metrics, variants, best, variants_model), reference,
+                      spreads_by_label(rows, metrics, spread or {})),
+        equal_time_paragraph(best_at_equal_time(sweeps, reference), reference, spread), "",
         "![judge perplexity against entropy](judge_perplexity_vs_entropy.png)", "",
         "![quality against sampling time](quality_vs_time.png)", "",
         f"Sweep: {' and '.join(map(display_name, stepped))} at "
@@ -418,13 +531,25 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         + " steps, and every model at temperatures " + ", ".join(str(t) for t in sorted(set(sweeps['temperature'])))
         + "; all points are in `eval/<model>/sweep.csv` (DVC plots).",
     ]
-    lines += ["", "## Training loss", "", f"![training loss]({plot_name})", "",
+    lines += ["", "## Training loss and learning curves", "", f"![training loss]({plot_name})", "",
               "Each curve is the model's own objective, so the curves show how each run converged, "
-              "not which model is better.", ""]
+              "not which model is better.", "", "![learning curves](learning_curves.png)", "",
+              "Learning curves: each model's validation figure (AR's exact NLL, MDLM's NELBO bound, SDD's denoising "
+              "cross-entropy) on a fixed uniform sample of validation rows at fixed token intervals during training "
+              "(`models/<model>/learning_curve.csv`, drawn by `dvc plots show`).", ""]
+    lines += length_lines or []
+    rates = groups.get(LR_GROUP)
+    if rates is not None:
+        lines += learning_rate_section(learning_rate_runs(metrics, rates), reference, base_lr or {},
+                                       rates["excluded"], rates["command"])
     if variants_model and "diagnostics" in metrics.get(variants_model, {}):
         baseline = (display_name(exact), metrics[exact]) if exact else None
         lines += variants_section(metrics[variants_model], variants, reference, baseline, best, group["command"],
-                                  "sdd_variants.png", group["not_run"], group.get("excluded"))
+                                  "sdd_variants.png", group["not_run"], group.get("excluded"),
+                                  (spread or {}).get(variants_model))
+    if groups.get(SEEDS_GROUP) and groups[SEEDS_GROUP]["excluded"]:
+        lines += ["## Seed runs not shown", ""] + excluded_lines(groups[SEEDS_GROUP]["excluded"],
+                                                                 groups[SEEDS_GROUP]["command"])[1:] + [""]
     lines += cost_section(timings)
     lines += ["## Samples", ""]
     for name, s in samples.items():
@@ -447,9 +572,10 @@ def file_md5(path: Path) -> str | None:
 
 
 def group_runs(collected: dict, params_path: Path, root: Path = Path(".")) -> dict:
-    """A collected experiment group (experiments.collect) as the report uses it: its one model, and per run that
-    matches the current study (analysis.run_binding) its overrides, that model's metrics and samples; the other
-    runs under "excluded", each with its reasons."""
+    """A collected experiment group (experiments.collect) as the report uses it: per run that matches the current
+    study (analysis.run_binding) its overrides and every model's metrics, samples and learning curve ("models"),
+    and for a group of one model that model's metrics and samples; the other runs under "excluded", each with its
+    reasons."""
     model = collected["models"][0] if len(collected["models"]) == 1 else None
     raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
     group = read_groups(params_path).get(collected["group"])
@@ -461,11 +587,189 @@ def group_runs(collected: dict, params_path: Path, root: Path = Path(".")) -> di
         reasons = run_binding(run, group and entry(group, name), study)
         if reasons:
             excluded[name] = reasons
-        elif model:
-            runs[name] = {"overrides": run["overrides"], "metrics": run["models"][model]["metrics"],
-                          "samples": run["models"][model]["samples"]}
+        else:
+            runs[name] = {"overrides": run["overrides"], "models": run["models"]}
+            if model:
+                runs[name].update(metrics=run["models"][model]["metrics"], samples=run["models"][model]["samples"])
     return {"model": model, "runs": runs, "excluded": excluded, "command": collected["command"],
             "not_run": collected["not_run"]}
+
+
+def seed_runs(metrics: dict[str, dict], seeds: dict | None, seed: int) -> dict[str, dict[str, dict]]:
+    """Seed label -> model -> metrics: this pipeline's run (its seed) and each seed run bound to this study."""
+    by_seed = {f"seed {seed}": metrics}
+    for run in (seeds or {"runs": {}})["runs"].values():
+        label = "seed " + ", ".join(str(v) for v in run["overrides"].values())
+        by_seed[label] = {name: model["metrics"] for name, model in run["models"].items() if name in metrics}
+    return by_seed
+
+
+def spreads_by_label(rows: dict[str, dict], metrics: dict[str, dict], spread: dict) -> dict[str, dict]:
+    """The seed spread of each table row that is a model of this pipeline (not a variant)."""
+    return {label: spread[m["model"]] for label, m in rows.items() if metrics.get(m["model"]) is m}
+
+
+def learning_rate_runs(metrics: dict[str, dict], rates: dict | None) -> dict[float, dict[str, dict]]:
+    """Learning-rate factor -> model -> metrics: 1.0 from this pipeline, the others from the bound runs of the
+    learning-rate group (each run names its factor per model in train.lr_factor.<model>)."""
+    by_factor = {1.0: dict(metrics)}
+    for run in (rates or {"runs": {}})["runs"].values():
+        for key, factor in run["overrides"].items():
+            name = key.removeprefix("train.lr_factor.")
+            if key.startswith("train.lr_factor.") and name in run["models"]:
+                by_factor.setdefault(float(factor), {})[name] = run["models"][name]["metrics"]
+    return by_factor
+
+
+def learning_rate_section(by_factor: dict[float, dict[str, dict]], reference: dict, base_lr: dict[str, float],
+                          excluded: dict, command: str) -> list[str]:
+    """analysis.learning_rate_sensitivity as a table and a sentence."""
+    lines = ["## Learning-rate sensitivity", ""]
+    if len(by_factor) < 2:
+        return lines + [f"No learning-rate run of this study has been collected yet: run `{command}`."] + \
+            excluded_lines(excluded, command) + [""]
+    result = learning_rate_sensitivity(by_factor, reference)
+    factors = sorted(by_factor)
+    lines += [f"Each model retrained at {', '.join(f'{f:g}x' for f in factors)} its default peak learning rate "
+              f"(`{command}`, one seed each; the 1x column is this pipeline's run). Validation NLL per token is each "
+              "model's own kind (AR exact, MDLM a bound, SDD a denoising cross-entropy), comparable along a row "
+              "but not down a column; the best learning rate of a model is the one with its lowest NLL. Distance "
+              "to real text (judge cross-entropy gap plus entropy gap, nats) compares all three.", "",
+              "| model | " + " | ".join(f"{f:g}x: NLL / distance" for f in factors) + " | best |",
+              "|---|" + "---|" * (len(factors) + 1)]
+    for name, row in result["table"].items():
+        cells = [f"{row[f]['nll']:.3f} / {row[f]['distance']:.2f}" if f in row else "–" for f in factors]
+        best = result["best_factor"][name]
+        lines.append(f"| {display_name(name)} | " + " | ".join(cells)
+                     + f" | {best:g}x (lr {base_lr[name] * best:.2g}) |")
+    order = " < ".join(display_name(n) for n in result["best_ranking"])
+    lines += ["", f"Ranking by distance to real text at each model's best learning rate: {order}; at the default: "
+              f"{' < '.join(display_name(n) for n in result['default_ranking'])}. The ranking "
+              f"**{'holds' if result['holds'] else 'changes'}** when every model gets its best learning rate."]
+    return lines + excluded_lines(excluded, command) + [""]
+
+
+def length_runs(metrics: dict[str, dict], curves: dict[str, list[dict]], lengths: dict | None
+                ) -> dict[str, list[tuple[str, list[dict], dict]]]:
+    """Model -> [(label, learning curve, metrics)]: this pipeline's run of each model and, from the
+    training-length group's bound runs, each model whose steps a run changes (train.steps_factor.<model>)."""
+    runs = {name: [(f"{m['train_steps']} steps", curves.get(name, []), m)] for name, m in metrics.items()}
+    for run in (lengths or {"runs": {}})["runs"].values():
+        for key in run["overrides"]:
+            name = key.removeprefix("train.steps_factor.")
+            if key.startswith("train.steps_factor.") and name in run["models"] and name in runs:
+                model = run["models"][name]
+                runs[name].append((f"{model['metrics']['train_steps']} steps", model.get("learning_curve") or [],
+                                   model["metrics"]))
+    return runs
+
+
+def plot_length_samples(runs: dict[str, list[tuple[str, list[dict], dict]]], reference: dict, path: Path) -> None:
+    """Judge perplexity and entropy of each run's samples, and SDD-like models' context-only accuracy, against
+    training tokens, with real text marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), dpi=120)
+    for name, model_runs in runs.items():
+        ordered = sorted(model_runs, key=lambda r: r[2]["train_tokens"])
+        tokens = [m["train_tokens"] for _, _, m in ordered]
+        axes[0].plot(tokens, [m["sample_judge_perplexity"] for _, _, m in ordered], marker="o", label=display_name(name))
+        axes[1].plot(tokens, [m["sample_entropy"] for _, _, m in ordered], marker="o", label=display_name(name))
+        for label, curve, m in ordered:
+            if curve and "context_only_accuracy" in curve[0]:
+                axes[2].plot([p["tokens"] for p in curve], [p["context_only_accuracy"] for p in curve], alpha=0.6,
+                             label=f"{display_name(name)}, {label} (during training)")
+        if "context_only_accuracy" in ordered[0][2]:
+            axes[2].scatter(tokens, [m["context_only_accuracy"] for _, _, m in ordered], zorder=4,
+                            label=f"{display_name(name)} (end of each run)")
+    axes[0].axhline(reference["judge_perplexity"], color="black", linestyle="--", label="validation text")
+    axes[1].axhline(reference["entropy"], color="black", linestyle="--", label="validation text")
+    titles = ("Judge perplexity of samples", "Unigram entropy of samples (nats)",
+              "SDD: accuracy where only the context tells the token")
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log")
+        ax.set_xlabel("training tokens")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]], by_seed: dict[str, dict],
+                            lengths: dict | None, reference: dict, nll_plot: str, samples_plot: str) -> list[str]:
+    """The seed's open question, answered from the training-length runs (analysis.token_multiplier, overfitting,
+    gap_narrows)."""
+    lines = ["## Does the gap narrow with longer training?", ""]
+    command = (lengths or {}).get("command", "python stages/experiments.py training_length")
+    if not lengths or not lengths["runs"]:
+        return lines + [f"No training-length run of this study has been collected yet: run `{command}`."] + \
+            excluded_lines((lengths or {}).get("excluded", {}), command) + [""]
+    lines += [f"Each model also trained for longer (`{command}`), each run a full warmup-and-cosine schedule of its "
+              "own at the CPU default's model size, evaluated like the main study. Every learning curve scores the "
+              "same fixed uniform sample of validation rows; the end points score the whole split.", "",
+              f"![validation NLL against training tokens]({nll_plot})", "",
+              "| model | steps | training tokens | epochs | validation NLL (kind) | judge PPL | entropy "
+              "| context-only accuracy |", "|---|---|---|---|---|---|---|---|"]
+    for name, model_runs in runs.items():
+        for label, curve, m in sorted(model_runs, key=lambda r: r[2]["train_tokens"]):
+            context = f"{m['context_only_accuracy']:.1%}" if "context_only_accuracy" in m else "–"
+            lines.append(f"| {display_name(name)} | {m['train_steps']:,} | {m['train_tokens']:,} "
+                         f"| {m.get('train_epochs', float('nan')):.2f} | {_with_error(m, 'nll_per_token', '.3f')} "
+                         f"({KIND_SHORT[m['perplexity_kind']]}) | {m['sample_judge_perplexity']:.1f} "
+                         f"| {m['sample_entropy']:.2f} | {context} |")
+    lines.append(f"| validation text | – | – | – | – | {reference['judge_perplexity']:.1f} | {reference['entropy']:.2f} | – |")
+    exact = next((n for n, r in runs.items() if r[0][2]["perplexity_kind"] == "exact"), None)
+    bound = next((n for n, r in runs.items() if r[0][2]["perplexity_kind"] == "bound"), None)
+    if exact and bound:
+        ends = {name: {m["train_tokens"]: m for _, _, m in runs[name]} for name in (exact, bound)}
+        common = sorted(set(ends[exact]) & set(ends[bound]))
+        ratios = [f"{t:,} tokens: ≤ {ends[bound][t]['perplexity'] / ends[exact][t]['perplexity']:.2f}" for t in common]
+        gaps = {t: ends[bound][t]["nll_per_token"] - ends[exact][t]["nll_per_token"] for t in common}
+        seed_gaps = [run[bound]["nll_per_token"] - run[exact]["nll_per_token"] for run in by_seed.values()
+                     if bound in run and exact in run]
+        gap_spread = max(seed_gaps) - min(seed_gaps) if len(seed_gaps) > 1 else None
+        verdict = gap_narrows(gaps, gap_spread)
+        multipliers = token_multiplier([(t, m["nll_per_token"]) for t, m in ends[exact].items()],
+                                       [(t, m["nll_per_token"]) for t, m in ends[bound].items()])
+        lines += ["", f"{display_name(bound)}'s bound ÷ {display_name(exact)}'s perplexity at equal training tokens: "
+                  + ("; ".join(ratios) if ratios else "no common length") + " (published: 1.21 on LM1B at 33B tokens, "
+                  "1.10 at 327B).", ""]
+        if multipliers:
+            lines.append(f"Tokens {display_name(bound)} needs to reach {display_name(exact)}'s validation NLL, as a "
+                         f"multiple of {display_name(exact)}'s (interpolated in log tokens between "
+                         f"{display_name(bound)}'s end points; \"more than\" where it never got that low): "
+                         + "; ".join(f"at {r['tokens']:,} tokens (NLL {r['nll']:.3f}): "
+                                     f"{'more than ' if r['at_least'] else ''}{r['multiplier']:.1f}x"
+                                     for r in multipliers)
+                         + f". Published for masked diffusion against AR at scale: about {PUBLISHED_MULTIPLIER}x "
+                         "(Nie et al. 2024).")
+            lines.append("")
+        if verdict["verdict"]:
+            margin = (f"the spread of the gap over the training seeds at the default length, {verdict['margin']:.3f} "
+                      "nats" if gap_spread is not None else "zero (no seed runs to measure the spread)")
+            lines.append(
+                f"**Verdict: the gap {verdict['verdict']}.** Rule: the gap ({display_name(bound)}'s validation NLL "
+                f"minus {display_name(exact)}'s, nats per token, at equal training tokens) narrows when it is smaller "
+                f"at the longest common length than at the shortest by more than {margin}, and widens when it is "
+                f"larger by more. Gap: " + "; ".join(f"{t:,} tokens: {g:.3f}" for t, g in verdict["gaps"].items())
+                + f" (change {verdict['change']:+.3f}).")
+            lines.append("")
+    for name, model_runs in runs.items():
+        longest = max(model_runs, key=lambda r: r[2]["train_tokens"])
+        rise = overfitting(longest[1])
+        if rise and rise["rising"]:
+            lines.append(f"- {display_name(name)} overfits in its longest run ({longest[0]}, "
+                         f"{longest[2].get('train_epochs', float('nan')):.1f} epochs): its validation NLL is lowest "
+                         f"({rise['lowest_nll']:.3f}) at {rise['lowest_tokens']:,.0f} tokens and rises to "
+                         f"{rise['last_nll']:.3f} by the end, while its training loss keeps falling: repeated data.")
+        elif rise:
+            lines.append(f"- {display_name(name)}'s validation NLL does not rise in its longest run ({longest[0]}, "
+                         f"{longest[2].get('train_epochs', float('nan')):.1f} epochs).")
+    lines += ["", f"![sample quality against training tokens]({samples_plot})", ""]
+    return lines + excluded_lines(lengths.get("excluded", {}), command) + [""]
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -499,17 +803,38 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     stages = ["prepare", "tokenizer", "pack", *(f"train@{n}" for n in model_names), "judge",
               *(f"evaluate@{n}" for n in model_names)]
     timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
-    group = group_runs(read_json(Path(experiments_dir) / f"{VARIANTS_GROUP}.json"), Path(params_path))
-    variants, variants_model = group["runs"], group["model"]
-    table = results_table(labelled_rows(metrics, variants, closest_to_real_text(variants, reference), variants_model))
+    groups = {name: group_runs(read_json(path), Path(params_path)) for name in
+              (VARIANTS_GROUP, SEEDS_GROUP, LR_GROUP, LENGTH_GROUP)
+              if (path := Path(experiments_dir) / f"{name}.json").exists()}
+    group = groups.get(VARIANTS_GROUP)
+    variants, variants_model = (group["runs"], group["model"]) if group else ({}, None)
+    raw_params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+    by_seed = seed_runs(metrics, groups.get(SEEDS_GROUP), raw_params["seed"])
+    spread = seed_spread(by_seed, reference)
+    scale = raw_params["scales"][raw_params["scale"]]
+    base_lr = {name: scale["lr"] * raw_params["train"]["lr_factor"].get(name, 1.0) for name in model_names}
+    rows = labelled_rows(metrics, variants, closest_to_real_text(variants, reference), variants_model)
+    table = results_table(rows, spreads_by_label(rows, metrics, spread))
     if variants_model in metrics:
         plot_variants(metrics[variants_model], variants, reference, out_dir / "sdd_variants.png")
     plot_training_loss(logs, out_dir / "training_loss.png")
+    curves = {name: read_csv(model_dir / name / "learning_curve.csv").to_dict("records") for name in model_names}
+    runs_by_length = length_runs(metrics, curves, groups.get(LENGTH_GROUP))
+    plot_learning_curves({name: model_runs[:1] for name, model_runs in runs_by_length.items()},
+                         out_dir / "learning_curves.png")
+    plot_learning_curves(runs_by_length, out_dir / "training_length_nll.png",
+                         "Validation NLL against training tokens, every training length")
+    plot_length_samples(runs_by_length, reference, out_dir / "training_length_samples.png")
     plot_quality(sweeps, reference, out_dir / "judge_perplexity_vs_entropy.png", out_dir / "quality_vs_time.png")
     write_text(out_dir / "results.md", table)
     write_json(out_dir / "metrics.json", headline_metrics(metrics, reference))
     write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
-                                                    "training_loss.png", reference, sweeps, timings, group))
+                                                    "training_loss.png", reference, sweeps, timings, group,
+                                                    spread, groups, list(by_seed), base_lr,
+                                                    training_length_section(runs_by_length, by_seed,
+                                                                            groups.get(LENGTH_GROUP), reference,
+                                                                            "training_length_nll.png",
+                                                                            "training_length_samples.png")))
 
 
 README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md"}
