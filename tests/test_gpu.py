@@ -104,3 +104,32 @@ def test_the_explicit_attention_reference_is_what_sdpa_computes_on_cpu():
     explicit = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8) + bias, dim=-1) @ v
     torch.testing.assert_close(biased_attention(q, k, v, bias), explicit, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v, attn_mask=bias), explicit, rtol=1e-5, atol=1e-6)
+
+
+@cuda
+def test_a_nan_is_caught_within_the_loss_read_interval_and_named_by_its_step(tmp_path, monkeypatch):
+    # On CUDA the loss is read every train.SYNC_EVERY steps: a NaN at step 4 is found at the next read,
+    # named by its own step, and no checkpoint is written after it.
+    import dataclasses
+
+    import numpy as np
+
+    from textdiff.data import save_rows
+    from textdiff.errors import NonFiniteLoss
+    from textdiff.models.ar import AutoregressiveLM
+    from textdiff.train import SYNC_EVERY, train
+
+    params = small_params()
+    params = dataclasses.replace(params, scale=dataclasses.replace(params.scale, steps=3 * SYNC_EVERY),
+                                 train=dataclasses.replace(params.train, device="cuda", checkpoint_every=100))
+    save_rows(tmp_path / "train.npy", np.random.default_rng(0).integers(4, 500, size=(64, 32)).astype(np.uint16))
+    original, calls = AutoregressiveLM.training_loss, []
+
+    def poisoned(self, rows, generator):
+        calls.append(1)
+        loss = original(self, rows, generator)
+        return loss * float("nan") if len(calls) == 4 else loss
+    monkeypatch.setattr(AutoregressiveLM, "training_loss", poisoned)
+    with pytest.raises(NonFiniteLoss, match="at step 4"):
+        train("ar", params, tmp_path / "train.npy", tmp_path / "out", tmp_path / "ckpt", progress=False)
+    assert len(calls) == SYNC_EVERY and not list((tmp_path / "ckpt").glob("*"))

@@ -99,11 +99,6 @@ def log_csv(log: list[dict], columns=LOG_COLUMNS) -> str:
     return out.getvalue()
 
 
-def loss_read_interval(device: torch.device) -> int:
-    """Steps between reads of the loss: every step on the CPU (a read costs nothing there), SYNC_EVERY on CUDA."""
-    return SYNC_EVERY if device.type == "cuda" else 1
-
-
 def epochs_warning(label: str, tokens_seen: int, distinct_tokens: int, params) -> str | None:
     """One line when a run would pass over its training tokens more than MAX_EPOCHS times."""
     epochs = tokens_seen / distinct_tokens
@@ -199,7 +194,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     if params.train.compile:
         loss_module = torch.compile(loss_module)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    sync_every = loss_read_interval(device)
+    sync_every = SYNC_EVERY if device.type == "cuda" else 1
     pending, window_tic = [], time.perf_counter()  # losses not read back yet, and when their window began
     local_batch = scale.batch_size // world
     peak = peak_flops(device)
