@@ -141,6 +141,20 @@ def main():
                                                      "min": round(min(times), 2)}
             result["models"][name] = row
             print(name, row, flush=True)
+        # The loss read back every step (a wait for the device each time) against every SYNC_EVERY steps (CUDA only;
+        # on the CPU both read every step): AR's training throughput both ways.
+        import textdiff.train as training
+        default_interval, throughput = training.SYNC_EVERY, {}
+        try:
+            for interval in (1, default_interval):
+                training.SYNC_EVERY = interval
+                summary = train("ar", short, rows_path, Path(tmp) / f"ar-read-{interval}", Path(tmp) / "ckpt",
+                                progress=False)
+                throughput[f"loss_read_every_{interval}_steps"] = summary["train_tokens_per_s"]
+        finally:
+            training.SYNC_EVERY = default_interval
+        result["loss_read_tokens_per_s"] = throughput
+        print("AR tokens/s by loss-read interval:", throughput, flush=True)
     heaviest = max(model_names(), key=lambda n: result["models"][n]["eager"]["median_step_s"])
     result["memory"] = {"model": heaviest, "batch": s.batch_size,
                         "peak_gb_at_batch": result["models"][heaviest]["eager"]["peak_memory_gb"],

@@ -1,7 +1,7 @@
 """Runs every CPU benchmark and writes reports/benchmarks/summary.md from their JSON results
 (README quotes that file). Run from the repository root after a complete `dvc repro`.
 
-    python benchmarks/run_all.py            # all three benchmarks, then the summary
+    python benchmarks/run_all.py            # every benchmark, then the summary
     python benchmarks/run_all.py --summary  # only rewrite the summary from the JSON files
 """
 from __future__ import annotations
@@ -55,6 +55,11 @@ def summary() -> str:
     for r in train["results"]:
         lines.append(f"| {r['model']} | {r['median_step_s']:.3f} | {r['tokens_per_s']:.0f} | {r['peak_memory_mb']:.0f} "
                      f"| {r.get('ratio_to_reference', 1.0):.2f} |")
+    mdlm = next((r for r in train["results"] if "ratio_to_every_position" in r), None)
+    if mdlm:
+        lines += ["", f"MDLM scores only its masked positions: its step takes {mdlm['ratio_to_every_position']:.2f}x "
+                  "the time of the same loss with the output head and log-softmax at every position "
+                  "(`mdlm-every-position`, timed in the same run)."]
     lines += ["", f"Generation at batch 1, {gen['length']} tokens, {gen['steps']} sampling steps where a sampler takes "
               f"steps ({gen['device']}, median of {gen['runs']} runs after a warm-up):", "",
               "| case | ms per sample | tokens/s |", "|---|---|---|"]
@@ -64,6 +69,32 @@ def summary() -> str:
                             for s in gen["speedups"])
               + f". A no-change `dvc repro` takes {pipe['no_change_repro_s']['median']:.2f} s (median of "
               f"{len(pipe['no_change_repro_s']['runs'])})."]
+    versus = OUT / "sampling_vs_commit.json"
+    if versus.exists():
+        v = json.loads(versus.read_text())
+        lines += ["", f"Batch-1 sampling against the code of {v['before']} (before issue 16), same weights, taking "
+                  f"turns ({v['threads']} threads, {v['length']} tokens; speed-up = earlier time / current time, "
+                  "median over turns):", "", "| scale | model | before (ms/step) | now (ms/step) | speed-up | same samples |",
+                  "|---|---|---|---|---|---|"]
+        for scale, models in v["scales"].items():
+            for name, r in models.items():
+                lines.append(f"| {scale} | {name} | {r['before_ms_per_step']:.2f} | {r['ms_per_step']:.2f} "
+                             f"| {r['speedup']:.2f}x | {'yes' if r['same_samples'] else 'no'} |")
+        for scale, models in v["scales"].items():
+            costs = models["sdd"]["top_costs"]
+            lines += ["", f"What is left of an SDD sampling step at the {scale} scale (share of its CPU time): "
+                      + ", ".join(f"{c['op']} {c['share']:.0%}" for c in costs[:6]) + "."]
+    head = OUT / "validation_head_bias.json"
+    if head.exists():
+        h = json.loads(head.read_text())
+        lines += ["", f"Validation on the first {h['head_rows']} rows of the file (what the study scored before) "
+                  f"against all {h['all_rows']} (what it scores now), the same trained models:", "",
+                  f"| model | perplexity, first {h['head_rows']} rows | perplexity, all rows | first rows optimistic by |",
+                  "|---|---|---|---|"]
+        for name, r in h["models"].items():
+            bound = "≤ " if r["all"]["perplexity_kind"] == "bound" else ""
+            lines.append(f"| {name} | {bound}{r['head']['perplexity']:.2f} | {bound}{r['all']['perplexity']:.2f} "
+                         f"| {r['nats_optimistic']:.3f} nats per token |")
     full = OUT / "full_repro.json"
     if full.exists():
         f = json.loads(full.read_text())
@@ -78,7 +109,8 @@ def main():
     parser.add_argument("--summary", action="store_true")
     args = parser.parse_args()
     if not args.summary:
-        for script in ("train_step.py", "generation.py", "pipeline.py"):
+        for script in ("train_step.py", "generation.py", "sampling_vs_commit.py", "validation_head_bias.py",
+                       "pipeline.py"):
             subprocess.run([sys.executable, str(REPO / "benchmarks" / script)], cwd=REPO, check=True)
     write_text(OUT / "summary.md", summary())
     print(summary())

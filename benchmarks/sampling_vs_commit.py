@@ -1,14 +1,15 @@
-"""Benchmark: SDD's batch-1 sampling step, this code against the code of an earlier commit, and its profile.
+"""Benchmark: batch-1 sampling of SDD (per step) and MDLM (a whole 64-step sample), this code against the
+code of an earlier commit, and the profile of SDD's sampling step.
 
 The earlier commit's library is extracted from git into a temporary directory as a package of
 another name (the library imports itself relatively), so both run in this process with the same
 weights, taking turns; the ratio is the median over turns of earlier time / current time (above 1:
 the current code is faster), and the samples of both are compared token for token. Then one sampling
-step of the current code is profiled and its top costs listed: what is left once the needless work is
+step of the current SDD is profiled and its top costs listed: what is left once the needless work is
 gone. Both the CPU default and the seed scale (at the same 64-token sample).
 
-    python benchmarks/sdd_sampling.py                  # against db4d920, the code before issue 16
-    python benchmarks/sdd_sampling.py --before HEAD~3 --turns 9
+    python benchmarks/sampling_vs_commit.py                  # against db4d920, the code before issue 16
+    python benchmarks/sampling_vs_commit.py --before HEAD~3 --turns 9
 """
 from __future__ import annotations
 
@@ -47,10 +48,28 @@ def earlier_library(commit: str, into: Path):
 
 
 def step_ms(model, length: int, steps: int, seed: int = 0):
+    """(milliseconds per sampling step, tokens) of one batch-1 sample."""
     generator = torch.Generator().manual_seed(seed)
     tic = time.perf_counter()
     tokens = model.generate(1, length, generator, steps=steps)
     return (time.perf_counter() - tic) * 1000 / steps, tokens
+
+
+def compare(earlier, current, length: int, steps: int, turns: int) -> dict:
+    """Both models take turns; the median of earlier/current time per turn, and whether the samples agree."""
+    for model in (earlier, current):  # warm-up
+        step_ms(model, length, 2)
+    ratios, times, same = [], {"before": [], "now": []}, True
+    for turn in range(turns):
+        before_ms, before_tokens = step_ms(earlier, length, steps, turn)
+        now_ms, now_tokens = step_ms(current, length, steps, turn)
+        times["before"].append(before_ms)
+        times["now"].append(now_ms)
+        ratios.append(before_ms / now_ms)
+        same &= torch.equal(before_tokens, now_tokens)
+    return {"before_ms_per_step": round(statistics.median(times["before"]), 3),
+            "ms_per_step": round(statistics.median(times["now"]), 3),
+            "speedup": round(statistics.median(ratios), 3), "same_samples": same}
 
 
 def top_costs(model, length: int, rows: int = 8) -> list[dict]:
@@ -69,7 +88,7 @@ def main():
     parser.add_argument("--turns", type=int, default=7)
     parser.add_argument("--steps", type=int, default=8, help="sampling steps per timed call")
     parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--out", default=str(REPO / "reports/benchmarks/sdd_sampling.json"))
+    parser.add_argument("--out", default=str(REPO / "reports/benchmarks/sampling_vs_commit.json"))
     args = parser.parse_args()
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     results = {"before": args.before, "threads": torch.get_num_threads(), "length": args.length, "scales": {}}
@@ -77,31 +96,21 @@ def main():
         old_study, old_models = earlier_library(args.before, Path(tmp))
         for scale in ("cpu", "seed"):
             scaled = {**copy.deepcopy(raw), "scale": scale}
-            current = build_model(model_spec("sdd", study.parse_params(copy.deepcopy(scaled)))).eval()
-            earlier = old_models.build_model(old_models.model_spec("sdd", old_study.parse_params(scaled))).eval()
-            current.load_state_dict(earlier.state_dict())
-            for model in (earlier, current):  # warm-up
-                step_ms(model, args.length, 2)
-            ratios, times, same = [], {"before": [], "now": []}, True
-            for turn in range(args.turns):
-                before_ms, before_tokens = step_ms(earlier, args.length, args.steps, turn)
-                now_ms, now_tokens = step_ms(current, args.length, args.steps, turn)
-                times["before"].append(before_ms)
-                times["now"].append(now_ms)
-                ratios.append(before_ms / now_ms)
-                same &= torch.equal(before_tokens, now_tokens)
-            results["scales"][scale] = {
-                "before_ms_per_step": round(statistics.median(times["before"]), 3),
-                "ms_per_step": round(statistics.median(times["now"]), 3),
-                "speedup": round(statistics.median(ratios), 3),
-                "same_samples": same,
-                "top_costs": top_costs(current, args.length),
-            }
-            r = results["scales"][scale]
-            print(f"{scale}: {r['before_ms_per_step']} -> {r['ms_per_step']} ms per step, "
-                  f"speedup x{r['speedup']} (median of {args.turns}), same samples: {same}")
-            for cost in r["top_costs"]:
-                print(f"    {cost['share']:6.1%}  {cost['op']}")
+            results["scales"][scale] = {}
+            for name, steps in (("sdd", args.steps), ("mdlm", 64)):
+                current = build_model(model_spec(name, study.parse_params(copy.deepcopy(scaled)))).eval()
+                earlier = old_models.build_model(old_models.model_spec(name, old_study.parse_params(
+                    copy.deepcopy(scaled)))).eval()
+                current.load_state_dict(earlier.state_dict())
+                r = compare(earlier, current, args.length, steps, args.turns)
+                if name == "sdd":
+                    r["top_costs"] = top_costs(current, args.length)
+                results["scales"][scale][name] = r
+                what = "per SDD step" if name == "sdd" else f"per MDLM step ({steps} steps a sample)"
+                print(f"{scale} {name}: {r['before_ms_per_step']} -> {r['ms_per_step']} ms {what}, "
+                      f"speedup x{r['speedup']} (median of {args.turns}), same samples: {r['same_samples']}")
+                for cost in r.get("top_costs", []):
+                    print(f"    {cost['share']:6.1%}  {cost['op']}")
     write_json(args.out, results)
 
 
