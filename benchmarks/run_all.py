@@ -95,6 +95,15 @@ def summary() -> str:
             bound = "≤ " if r["all"]["perplexity_kind"] == "bound" else ""
             lines.append(f"| {name} | {bound}{r['head']['perplexity']:.2f} | {bound}{r['all']['perplexity']:.2f} "
                          f"| {r['nats_optimistic']:.3f} nats per token |")
+    trajectory = OUT / "retrain_trajectory.json"
+    if trajectory.exists():
+        t = json.loads(trajectory.read_text())
+        lines += ["", f"{t['model'].upper()} retrained by this code against the run of {t['before']} (the same loss "
+                  f"function of the same draws, computed differently): the per-step training losses agree within "
+                  f"{t['largest_gap_before_it']:.0e} nats up to step {t['first_step_apart'] - 1}, then part (more than "
+                  f"{t['tolerance']:.0e} from step {t['first_step_apart']}): training amplifies float rounding. Mean "
+                  f"loss over the last 50 steps: {t['mean_loss_last_50_before']:.3f} before, "
+                  f"{t['mean_loss_last_50_now']:.3f} now."]
     full = OUT / "full_repro.json"
     if full.exists():
         f = json.loads(full.read_text())
@@ -110,7 +119,7 @@ def main():
     args = parser.parse_args()
     if not args.summary:
         for script in ("train_step.py", "generation.py", "sampling_vs_commit.py", "validation_head_bias.py",
-                       "pipeline.py"):
+                       "retrain_trajectory.py", "pipeline.py"):
             subprocess.run([sys.executable, str(REPO / "benchmarks" / script)], cwd=REPO, check=True)
     write_text(OUT / "summary.md", summary())
     print(summary())
