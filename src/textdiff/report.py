@@ -46,6 +46,12 @@ def _with_error(m: dict, key: str, fmt: str) -> str:
     return f"{m[key]:{fmt}}" + (f" ± {error:{fmt}}" if error is not None else "")
 
 
+def _seeds_header(spreads: dict) -> str:
+    """"3 seeds" over the seeds the spreads come from ("seeds" without seed runs)."""
+    seeds = max((s["perplexity"]["seeds"] for s in spreads.values()), default=1)
+    return f"{seeds} seeds" if seeds > 1 else "seeds"
+
+
 def _spread_cell(spread: dict | None, figure: str, fmt: str) -> str:
     """mean (min–max) over seeds, or – without seed runs."""
     s = (spread or {}).get(figure)
@@ -59,10 +65,10 @@ def results_table(metrics: dict[str, dict], spreads: dict[str, dict] | None = No
     accuracy carry their standard error over validation rows, and, per label in spreads, their mean and range
     over the training seeds."""
     spreads = spreads or {}
-    seeds = max((s["perplexity"]["seeds"] for s in spreads.values()), default=1)
+    seeds = _seeds_header(spreads)
     gen_tokens = next(iter(metrics.values()))["gen_tokens"]
     lines = [
-        f"| Model | Perplexity ± SE | over {seeds} seeds | Perplexity kind | NLL/token | Accuracy ± SE | over {seeds} seeds "
+        f"| Model | Perplexity ± SE | over {seeds} | Perplexity kind | NLL/token | Accuracy ± SE | over {seeds} "
         f"| Gen time ({gen_tokens} tok, batch 1) | Sampling steps | Params | Train time | Epochs |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -139,9 +145,9 @@ def quality_table(metrics: dict[str, dict], reference: dict, spreads: dict[str, 
     """Sample quality per label, with standard errors over samples and, per label in spreads, the mean and range
     over the training seeds of judge perplexity, entropy and distance to real text."""
     spreads = spreads or {}
-    seeds = max((s["perplexity"]["seeds"] for s in spreads.values()), default=1)
-    lines = [f"| Text | Sampling | Judge PPL ± SE | over {seeds} seeds | Entropy (nats) ± SE | over {seeds} seeds "
-             f"| Distinct-1 | Distinct-2 | Distinct-3 | Repeat-4 | Distance to real text | over {seeds} seeds "
+    seeds = _seeds_header(spreads)
+    lines = [f"| Text | Sampling | Judge PPL ± SE | over {seeds} | Entropy (nats) ± SE | over {seeds} "
+             f"| Distinct-1 | Distinct-2 | Distinct-3 | Repeat-4 | Distance to real text | over {seeds} "
              "| ms per sample (batched) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
              f"| validation text | {reference['num_samples']} windows of {reference['length']} tokens, drawn from the "
              f"whole split | {_with_error(reference, 'judge_perplexity', '.2f')} | – "
@@ -493,12 +499,13 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         extra = [key for key in MODELS[name].validation_accuracies if key != "accuracy" and key in m]
         lines.append(f"- **{display_name(name)}**: perplexity = {m['perplexity_meaning']}; "
                      f"accuracy = {m['accuracy_definition']}; "
-                     + "".join(f"{key.replace('_', ' ')} {_with_error(m, key, '.1%')}; " for key in extra)
+                     + "".join(f"{key.replace('context_only', 'context-only').replace('_', ' ')} "
+                               f"{_with_error(m, key, '.2%')}; " for key in extra)
                      + f"sampled at temperature {m['gen_temperature']} with {m['gen_steps']} network calls.")
     if exact and bound:
         e, b = metrics[exact], metrics[bound]
         gap = against_spread(b["nll_per_token"] - e["nll_per_token"], [])
-        if spread and exact in spread and bound in spread:
+        if spread and exact in spread and bound in spread and spread[exact]["perplexity"]["seeds"] > 1:
             low = spread[bound]["perplexity"]["min"] / spread[exact]["perplexity"]["max"]
             high = spread[bound]["perplexity"]["max"] / spread[exact]["perplexity"]["min"]
             gap_note = (f" Over the {spread[exact]['perplexity']['seeds']} seeds the ratio lies between ≤ {low:.2f} "
