@@ -90,11 +90,18 @@ def _gen_time(m: dict) -> str:
     return f"{m['gen_ms_per_sample']:.0f} ms (min {m['gen_ms_min']:.0f}){' ⚠' if m['gen_timing_busy'] else ''}"
 
 
-def _finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> None:
-    """Labels, log-scale grid and legend shared by every plot, then an atomic PNG write."""
+def _finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, plain_ticks: bool = False) -> None:
+    """Labels, log-scale grid and legend shared by every plot, then an atomic PNG write. plain_ticks: the log
+    axes labelled 2, 3, 4 rather than 2x10^0 (for values within a decade or two)."""
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_yscale("log")
+    if plain_ticks:
+        from matplotlib.ticker import ScalarFormatter
+
+        for axis in (ax.yaxis,):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(ScalarFormatter())
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -122,7 +129,7 @@ PUBLISHED_MULTIPLIER = 16
 
 
 def plot_learning_curves(runs: dict[str, list[tuple[str, list[dict], dict]]], path: Path,
-                         title: str = "Learning curves: validation NLL against training tokens") -> None:
+                         title: str = "Validation NLL during training") -> None:
     """Validation NLL per token against training tokens, log-log: per model, each run's learning curve (a line)
     and its end point (a marker), labelled by the kind of NLL. runs: model -> [(run label, curve, metrics)]."""
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
@@ -137,8 +144,9 @@ def plot_learning_curves(runs: dict[str, list[tuple[str, list[dict], dict]]], pa
                                 label=f"{display_name(name)} ({KIND_SHORT[m['perplexity_kind']]})" if index == 0 else None)
             color = marker.get_facecolor()[0] if color is None else color
     ax.set_xscale("log")
-    _finish_plot(fig, ax, "training tokens", "validation NLL per token (nats)",
-                 title + " (lines: during training; dots: end of each run's schedule)", path)
+    _finish_plot(fig, ax, "training tokens (log)", "validation NLL per token, nats (log)",
+                 title + "\n(lines: learning curves on fixed validation rows; dots: each run's end, whole split)",
+                 path, plain_ticks=True)
 
 
 def quality_table(metrics: dict[str, dict], reference: dict, spreads: dict[str, dict] | None = None) -> str:
