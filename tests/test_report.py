@@ -71,3 +71,49 @@ def test_cost_section_totals_the_stage_times():
 
     text = "\n".join(cost_section({"prepare": 30.0, "train@ar": 1770.4}))
     assert "| train@ar | 1770 s |" in text and "**1800 s (30.0 min)**" in text
+
+
+def full_metrics(kind, nll, steps=400, judge_ppl=50.0, entropy=3.6):
+    import math
+    return {"model": {"exact": "ar", "bound": "mdlm"}.get(kind, "sdd"), "perplexity_kind": kind, "nll_per_token": nll,
+            "perplexity": math.exp(nll), "sample_judge_perplexity": judge_ppl, "sample_entropy": entropy,
+            "train_steps": steps, "train_tokens": steps * 2048, "train_epochs": steps * 2048 / 1.5e6}
+
+
+def test_learning_rate_section_names_each_models_best_rate_and_whether_the_ranking_holds():
+    from textdiff.report import learning_rate_runs, learning_rate_section
+
+    main = {"ar": full_metrics("exact", 3.7, judge_ppl=80.0), "mdlm": full_metrics("bound", 6.1, judge_ppl=9000.0)}
+    rates = {"runs": {"lr-half": {"overrides": {"train.lr_factor.ar": 0.5, "train.lr_factor.mdlm": 0.5},
+                                  "models": {"ar": {"metrics": full_metrics("exact", 3.9, judge_ppl=90.0)},
+                                             "mdlm": {"metrics": full_metrics("bound", 5.5, judge_ppl=7000.0)}}}},
+             "excluded": {}, "command": "python stages/experiments.py learning_rates"}
+    by_factor = learning_rate_runs(main, rates)
+    assert set(by_factor) == {0.5, 1.0} and by_factor[0.5]["mdlm"]["nll_per_token"] == 5.5
+    text = "\n".join(learning_rate_section(by_factor, REFERENCE, {"ar": 0.002, "mdlm": 0.002}, {}, rates["command"]))
+    assert "| AR | 3.900 / " in text and "| 1x (lr 0.002) |" in text  # AR is best at its default
+    assert "| MDLM |" in text and "| 0.5x (lr 0.001) |" in text
+    assert "The ranking **holds**" in text  # AR closer to real text at both
+
+
+def test_training_length_section_gives_the_ratio_the_multiplier_and_a_verdict():
+    from textdiff.report import length_runs, training_length_section
+
+    main = {"ar": full_metrics("exact", 3.8), "mdlm": full_metrics("bound", 6.1)}
+    curve = [{"tokens": t, "valid_nll": v, "valid_nll_standard_error": 0.01, "train_loss": l}
+             for t, v, l in ((1e5, 5.0, 5.0), (4e5, 3.5, 3.4), (1.3e6, 3.8, 2.9))]
+    lengths = {"runs": {
+        "ar-x4": {"overrides": {"train.steps_factor.ar": 4},
+                  "models": {"ar": {"metrics": full_metrics("exact", 3.5, 1600), "learning_curve": curve},
+                             "mdlm": {"metrics": main["mdlm"], "learning_curve": []}}},
+        "mdlm-x4": {"overrides": {"train.steps_factor.mdlm": 4},
+                    "models": {"mdlm": {"metrics": full_metrics("bound", 5.0, 1600), "learning_curve": []}}}},
+        "excluded": {}, "command": "python stages/experiments.py training_length"}
+    runs = length_runs(main, {}, lengths)
+    assert [m["train_steps"] for _, _, m in runs["ar"]] == [400, 1600]
+    by_seed = {"seed 0": main, "seed 1": {"ar": full_metrics("exact", 3.85), "mdlm": full_metrics("bound", 6.0)}}
+    text = "\n".join(training_length_section(runs, by_seed, lengths, REFERENCE, "nll.png", "samples.png"))
+    assert "819,200 tokens: ≤ 9.97" in text  # exp(6.1 - 3.8)
+    assert "**Verdict: the gap narrows.**" in text  # 2.3 nats at 400 steps, 1.5 at 1600: beyond the 0.15 spread
+    assert "more than 4.0x" in text  # MDLM never reaches AR's 400-step NLL of 3.8 within 4x the tokens
+    assert "AR overfits in its longest run" in text  # its curve's validation NLL rises while training loss falls
