@@ -404,10 +404,15 @@ def plot_variants(seed: dict, variants: dict, reference: dict, path: Path) -> No
 
 
 def excluded_lines(excluded: dict[str, list[str]], command: str) -> list[str]:
+    """The runs not shown, with their reasons; runs excluded for the same reasons share a line."""
     if not excluded:
         return []
+    by_reasons: dict[tuple, list[str]] = {}
+    for name, reasons in excluded.items():
+        by_reasons.setdefault(tuple(reasons), []).append(name)
     return ["", f"Collected but not shown, because they ran under another study than this report's (rerun them: "
-                f"`{command} <name>`):", ""] + [f"- {name}: {'; '.join(reasons)}." for name, reasons in excluded.items()]
+                f"`{command} <name>`):", ""] + [f"- {', '.join(names)}: {'; '.join(reasons)}."
+                                                for reasons, names in by_reasons.items()]
 
 
 def variants_section(seed: dict, variants: dict, reference: dict, baseline: tuple[str, dict] | None,
