@@ -700,6 +700,9 @@ def plot_length_samples(runs: dict[str, list[tuple[str, list[dict], dict]]], ref
         if "context_only_accuracy" in ordered[0][2]:
             axes[2].scatter(tokens, [m["context_only_accuracy"] for _, _, m in ordered], zorder=4,
                             label=f"{display_name(name)} (end of each run)")
+            floor = ordered[0][2].get("diagnostics", {}).get("most_frequent_token_accuracy")
+            if floor is not None:
+                axes[2].axhline(floor, color="gray", linestyle=":", label="always the most frequent token")
     axes[0].axhline(reference["judge_perplexity"], color="black", linestyle="--", label="validation text")
     axes[1].axhline(reference["entropy"], color="black", linestyle="--", label="validation text")
     titles = ("Judge perplexity of samples", "Unigram entropy of samples (nats)",
@@ -712,6 +715,9 @@ def plot_length_samples(runs: dict[str, list[tuple[str, list[dict], dict]]], ref
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     axes[0].set_yscale("log")
+    from matplotlib.ticker import PercentFormatter
+
+    axes[2].yaxis.set_major_formatter(PercentFormatter(1.0))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
