@@ -86,6 +86,7 @@ def test_sdd_variant_runs_as_an_experiment_that_reaches_only_the_report(study):
     collected = json.loads((work / "eval" / "experiments" / "sdd_variants.json").read_text())
     variant = collected["runs"]["swap-uniform"]
     assert collected["models"] == ["sdd"] and set(variant["models"]) == {"sdd"}
+    assert set(variant["stage_seconds"]) == {"train@sdd", "evaluate@sdd"}  # the stages the run reproduced
     assert "k1" in collected["not_run"]
     exp_params = yaml.safe_load(run(["git", "show", f"{variant['experiment_commit']}:params.yaml"], work, env))
     assert exp_params["sdd"]["index_swap"] == "uniform" and exp_params["sdd"]["shuffle_slots"] is True

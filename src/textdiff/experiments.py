@@ -213,6 +213,19 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
             except subprocess.CalledProcessError:
                 return None
         baseline = _git("rev-parse", f"{rev}^", cwd=cwd).strip()
+
+        def stage_seconds() -> dict[str, float]:
+            """The wall time of each stage the run reproduced: those whose timings file differs from its baseline's."""
+            seconds = {}
+            for path in _git("ls-tree", "--name-only", f"{rev}:timings", cwd=cwd).split():
+                timing = read(f"timings/{path}")
+                try:
+                    unchanged = read(f"timings/{path}", baseline) == timing
+                except subprocess.CalledProcessError:
+                    unchanged = False
+                if not unchanged:
+                    seconds[path.removesuffix(".json")] = timing["wall_s"]
+            return seconds
         ran = study_params(read("params.yaml"))
         overrides = changed_keys(study_params(read("params.yaml", baseline)), ran)
         collected[run] = {
@@ -223,6 +236,7 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
             "baseline_commit": baseline,
             "params": ran,
             **study_hashes(read("dvc.lock"), group.stages),
+            "stage_seconds": stage_seconds(),
             "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
                                "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT],
                                "learning_curve": read_optional(f"models/{model}/learning_curve.csv")}

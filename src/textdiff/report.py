@@ -829,9 +829,10 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     stages = ["prepare", "tokenizer", "pack", *(f"train@{n}" for n in model_names), "judge",
               *(f"evaluate@{n}" for n in model_names)]
     timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
-    groups = {name: group_runs(read_json(path), Path(params_path)) for name in
-              (VARIANTS_GROUP, SEEDS_GROUP, LR_GROUP, LENGTH_GROUP)
-              if (path := Path(experiments_dir) / f"{name}.json").exists()}
+    collected = {name: read_json(path) for name in (SEEDS_GROUP, LR_GROUP, LENGTH_GROUP, VARIANTS_GROUP)
+                 if (path := Path(experiments_dir) / f"{name}.json").exists()}
+    groups = {name: group_runs(c, Path(params_path)) for name, c in collected.items()}
+    write_text(out_dir / "experiments.md", groups_table(collected, groups))
     group = groups.get(VARIANTS_GROUP)
     variants, variants_model = (group["runs"], group["model"]) if group else ({}, None)
     raw_params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
@@ -863,7 +864,22 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
                                                                             "training_length_samples.png")))
 
 
-README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md"}
+README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md",
+                 "experiments": "reports/experiments.md"}
+
+
+def groups_table(collected: dict[str, dict], groups: dict[str, dict]) -> str:
+    """Each collected experiment group: its command, runs shown (bound to this study) of those collected and
+    listed, and the stage time its shown runs took (the stages each run reproduced, from their timings)."""
+    lines = ["| group | command | runs shown / collected / listed | stage time of the runs shown |", "|---|---|---|---|"]
+    for name, c in collected.items():
+        shown = groups[name]["runs"]
+        seconds = [sum(c["runs"][run].get("stage_seconds", {}).values()) for run in shown]
+        timed = [s for s in seconds if s]
+        time_cell = (f"{sum(timed) / 60:.0f} min ({sum(timed) / 60 / len(timed):.0f} min a run)" if timed else "–")
+        listed = len(c["runs"]) + len(c["not_run"])
+        lines.append(f"| {name} | `{c['command']}` | {len(shown)} / {len(c['runs'])} / {listed} | {time_cell} |")
+    return "\n".join(lines) + "\n"
 
 
 def replace_block(readme: str, name: str, content: str) -> str:
