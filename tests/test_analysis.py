@@ -158,6 +158,7 @@ def test_token_multiplier_interpolates_in_log_tokens_and_bounds_what_it_cannot_r
     assert rows[0] == {"tokens": 100.0, "nll": 4.0, "multiplier": pytest.approx(16.0), "at_least": False}  # 1600/100
     assert rows[1] == {"tokens": 400.0, "nll": 3.5, "multiplier": 4.0, "at_least": True}  # never that low: > 1600/400
     assert interpolate_tokens(mdlm, 4.75) == pytest.approx(200.0)  # halfway in log tokens between 100 and 400
+    assert token_multiplier([(6400.0, 3.0)], mdlm) == []  # MDLM never trained that long: nothing to say
 
 
 def test_overfitting_needs_a_rising_validation_nll_and_a_falling_training_loss():

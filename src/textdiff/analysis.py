@@ -258,13 +258,14 @@ def interpolate_tokens(points: list[tuple[float, float]], nll: float) -> float |
 def token_multiplier(exact: list[tuple[float, float]], bound: list[tuple[float, float]]) -> list[dict]:
     """For each end point of the exact-likelihood model (AR): how many times its training tokens the bound model
     (MDLM) needs to reach the same validation NLL, interpolated on the bound model's end points. Where the bound
-    model never gets that low, a lower bound: its most tokens over the exact model's (`at_least`)."""
+    model never gets that low, a lower bound: its most tokens over the exact model's (`at_least`), given only
+    where it says something (above 1: the bound model trained longer and still did not get there)."""
     rows = []
     for tokens, nll in sorted(exact):
         needed = interpolate_tokens(bound, nll)
         if needed is not None:
             rows.append({"tokens": tokens, "nll": nll, "multiplier": needed / tokens, "at_least": False})
-        elif bound and min(n for _, n in bound) > nll:
+        elif bound and min(n for _, n in bound) > nll and max(t for t, _ in bound) > tokens:
             rows.append({"tokens": tokens, "nll": nll, "multiplier": max(t for t, _ in bound) / tokens,
                          "at_least": True})
     return rows
