@@ -795,6 +795,8 @@ def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]],
             lines.append(f"- {display_name(name)}'s validation NLL does not rise in its longest run ({longest[0]}, "
                          f"{longest[2].get('train_epochs', float('nan')):.1f} epochs).")
     lines += ["", f"![sample quality against training tokens]({samples_plot})", ""]
+    if lengths.get("not_run"):
+        lines += [f"Listed in params.yaml but not run yet: {', '.join(lengths['not_run'])} (`{command} <name>`)."]
     return lines + excluded_lines(lengths.get("excluded", {}), command) + [""]
 
 
