@@ -91,6 +91,9 @@ def main():
     parser.add_argument("--out", default=str(REPO / "reports/benchmarks/sampling_vs_commit.json"))
     args = parser.parse_args()
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    # The earlier library checks params.yaml as it was then (it refuses keys added since): same model sizes.
+    earlier_raw = yaml.safe_load(subprocess.run(["git", "-C", str(REPO), "show", f"{args.before}:params.yaml"],
+                                                check=True, capture_output=True, text=True).stdout)
     results = {"before": args.before, "threads": torch.get_num_threads(), "length": args.length, "scales": {}}
     with tempfile.TemporaryDirectory() as tmp:
         old_study, old_models = earlier_library(args.before, Path(tmp))
@@ -100,7 +103,7 @@ def main():
             for name, steps in (("sdd", args.steps), ("mdlm", 64)):
                 current = build_model(model_spec(name, study.parse_params(copy.deepcopy(scaled)))).eval()
                 earlier = old_models.build_model(old_models.model_spec(name, old_study.parse_params(
-                    copy.deepcopy(scaled)))).eval()
+                    {**copy.deepcopy(earlier_raw), "scale": scale}))).eval()
                 current.load_state_dict(earlier.state_dict())
                 r = compare(earlier, current, args.length, steps, args.turns)
                 if name == "sdd":

@@ -71,3 +71,31 @@ def test_a_seed_too_large_for_the_step_generators_is_refused(micro_raw):
     micro_raw["seed"] = 10**14
     with pytest.raises(ParamError, match=r"seed must be an integer \[0, 4294967295\]"):
         parse_params(micro_raw)
+
+
+# roneneldan/TinyStories' train split, as its dataset card gives it: what the seed scale takes whole (train_stories: null).
+HUB_TRAIN_STORIES = 2_119_719
+
+
+def test_the_seed_scale_sees_its_data_under_one_and_a_half_times_and_warns_on_the_offline_copy(shared_data):
+    from textdiff.tokenizer import train_tokenizer
+    from textdiff.train import epochs_warning
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = parse_params({**raw, "scale": "seed"})
+    assert params.data.train_stories is None  # the hub's whole train split
+    s = params.scale
+    tokens_seen = s.steps * s.batch_size * s.seq_len
+    # Tokens per story at the seed scale's vocabulary, measured on the offline copy's stories.
+    stories = [t.strip() for t in (shared_data / "train.txt").read_text(encoding="utf-8").split("<|endoftext|>")
+               if t.strip()]
+    tokenizer = train_tokenizer(stories[:3000], s.vocab_size)
+    tokens_per_story = sum(len(e.ids) for e in tokenizer.encode_batch(stories[3000:4000])) / 1000
+    hub_epochs = tokens_seen / (HUB_TRAIN_STORIES * tokens_per_story)
+    assert hub_epochs < 1.5
+    assert epochs_warning("sdd", tokens_seen, HUB_TRAIN_STORIES * tokens_per_story, params) is None
+    # Pointed at the 7,000-story offline copy instead, it would pass over every token dozens of times: warned.
+    offline_tokens = int(len(stories) * tokens_per_story)
+    warning = epochs_warning("sdd", tokens_seen, offline_tokens, params)
+    assert warning.startswith("warning: sdd sees its") and "scales.seed.train_stories" in warning
+    assert tokens_seen / offline_tokens > 40
