@@ -42,13 +42,17 @@ def by_length_lines(gen: dict) -> list[str]:
     return lines
 
 
+def _threads(count: int) -> str:
+    return f"{count} thread{'s' if count != 1 else ''}"
+
+
 def summary() -> str:
     train = json.loads((OUT / "train_step.json").read_text())
     gen = json.loads((OUT / "generation.json").read_text())
     pipe = json.loads((OUT / "pipeline.json").read_text())
     c = train["config"]
     lines = [f"Training step ({c['d_model']}d, {c['n_layers']} layers, batch {c['batch_size']} x {c['seq_len']} tokens, "
-             f"vocab {c['vocab_size']}; {train['device']}, {train['threads']} threads; "
+             f"vocab {c['vocab_size']}; {train['device']}, {_threads(train['threads'])}; "
              "median step time; reference: a plain SDPA transformer of the same size; each model's own params in "
              "train_step.json):", "",
              "| model | s/step | tokens/s | peak memory (MB) | vs reference |", "|---|---|---|---|---|"]
@@ -73,7 +77,7 @@ def summary() -> str:
     if versus.exists():
         v = json.loads(versus.read_text())
         lines += ["", f"Batch-1 sampling against the code of {v['before']} (before issue 16), same weights, taking "
-                  f"turns ({v['threads']} threads, {v['length']} tokens; speed-up = earlier time / current time, "
+                  f"turns ({_threads(v['threads'])}, {v['length']} tokens; speed-up = earlier time / current time, "
                   "median over turns):", "", "| scale | model | before (ms/step) | now (ms/step) | speed-up | same samples |",
                   "|---|---|---|---|---|---|"]
         for scale, models in v["scales"].items():
