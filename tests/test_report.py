@@ -117,3 +117,18 @@ def test_training_length_section_gives_the_ratio_the_multiplier_and_a_verdict():
     assert "**Verdict: the gap narrows.**" in text  # 2.3 nats at 400 steps, 1.5 at 1600: beyond the 0.15 spread
     assert "more than 4.0x" in text  # MDLM never reaches AR's 400-step NLL of 3.8 within 4x the tokens
     assert "AR overfits in its longest run" in text  # its curve's validation NLL rises while training loss falls
+
+
+def test_the_spread_table_lists_every_figure_of_every_model_in_table_order():
+    from textdiff.analysis import seed_spread
+    from textdiff.report import spread_table
+
+    def run(ppl, distinct):
+        m = {**full_metrics("exact", 3.8), "perplexity": ppl, "accuracy": 0.3, "sample_distinct_1": distinct}
+        return {"ar": m, "mdlm": {**m, "perplexity_kind": "bound"}}
+    spread = seed_spread({"seed 0": run(40.0, 0.2), "seed 1": run(44.0, 0.3)}, REFERENCE)
+    text = "\n".join(spread_table(spread, ["seed 0", "seed 1"]))
+    assert "| figure | AR | MDLM |" in text
+    assert "| perplexity | 42.00 (40.00–44.00) | 42.00 (40.00–44.00) |" in text
+    assert "| distinct-1 | 0.250 (0.200–0.300) |" in text
+    assert spread_table(seed_spread({"seed 0": run(40.0, 0.2)}, REFERENCE), ["seed 0"]) == []  # one seed: no table

@@ -185,12 +185,14 @@ def seed_conclusions(seed: dict, variants: dict, reference: dict) -> dict[str, d
 # --- spread over seeds, learning rates ------------------------------------------------------------------
 def seed_figures(m: dict, reference: dict) -> dict[str, float]:
     """The figures of one model's metrics whose spread over seeds the report shows."""
-    figures = {"perplexity": m["perplexity"], "accuracy": m["accuracy"],
+    figures = {"perplexity": m["perplexity"], "nll_per_token": m["nll_per_token"], "accuracy": m["accuracy"],
                "judge_perplexity": m["sample_judge_perplexity"], "entropy": m["sample_entropy"],
                "distance": distance_to_real_text(m, reference)}
-    for key in ("context_only_accuracy",):
+    for figure, key in (("context_only_accuracy", "context_only_accuracy"), ("distinct_1", "sample_distinct_1"),
+                        ("distinct_2", "sample_distinct_2"), ("distinct_3", "sample_distinct_3"),
+                        ("repeat_4gram_rate", "sample_repeat_4gram_rate")):
         if key in m:
-            figures[key] = m[key]
+            figures[figure] = m[key]
     return figures
 
 
@@ -198,7 +200,7 @@ def seed_spread(by_seed: dict[str, dict[str, dict]], reference: dict) -> dict[st
     """Per model and figure: the mean, min and max over the seeds' runs (seed label -> model -> metrics), and
     how many seeds. A model missing from a seed's run is left out of that seed."""
     spread: dict[str, dict[str, dict]] = {}
-    models = {name for run in by_seed.values() for name in run}
+    models = dict.fromkeys(name for run in by_seed.values() for name in run)  # in the order the runs list them
     for name in models:
         values: dict[str, list[float]] = {}
         for run in by_seed.values():

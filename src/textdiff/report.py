@@ -46,6 +46,30 @@ def _with_error(m: dict, key: str, fmt: str) -> str:
     return f"{m[key]:{fmt}}" + (f" ± {error:{fmt}}" if error is not None else "")
 
 
+SPREAD_FIGURES = {"perplexity": ("perplexity", ".2f"), "nll_per_token": ("NLL/token", ".3f"),
+                  "accuracy": ("accuracy", ".1%"), "context_only_accuracy": ("context-only accuracy", ".2%"),
+                  "judge_perplexity": ("judge PPL of samples", ".1f"), "entropy": ("entropy of samples", ".3f"),
+                  "distinct_1": ("distinct-1", ".3f"), "distinct_2": ("distinct-2", ".3f"),
+                  "distinct_3": ("distinct-3", ".3f"), "repeat_4gram_rate": ("repeat-4", ".3f"),
+                  "distance": ("distance to real text", ".2f")}
+
+
+def spread_table(spread: dict[str, dict], seeds: list[str]) -> list[str]:
+    """Every figure of every model over the training seeds: mean (min–max)."""
+    if not spread or max(s["perplexity"]["seeds"] for s in spread.values()) < 2:
+        return []
+    models = list(spread)
+    lines = ["## Spread over the training seeds", "",
+             f"Every figure of the two tables above, as mean (min–max) over {len(seeds)} training seeds "
+             f"({', '.join(seeds)}; each seed draws the initial weights, batches, noise and samples; data, tokenizer "
+             "and judge are the same):", "",
+             "| figure | " + " | ".join(display_name(n) for n in models) + " |", "|---|" + "---|" * len(models)]
+    for figure, (label, fmt) in SPREAD_FIGURES.items():
+        if any(figure in spread[n] for n in models):
+            lines.append(f"| {label} | " + " | ".join(_spread_cell(spread[n], figure, fmt) for n in models) + " |")
+    return lines + [""]
+
+
 def _seeds_header(spreads: dict) -> str:
     """"3 seeds" over the seeds the spreads come from ("seeds" without seed runs)."""
     seeds = max((s["perplexity"]["seeds"] for s in spreads.values()), default=1)
@@ -551,7 +575,8 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         + " steps, and every model at temperatures " + ", ".join(str(t) for t in sorted(set(sweeps['temperature'])))
         + "; all points are in `eval/<model>/sweep.csv` (DVC plots).",
     ]
-    lines += ["", "## Training loss and learning curves", "", f"![training loss]({plot_name})", "",
+    lines += [""] + spread_table(spread or {}, seeds)
+    lines += ["## Training loss and learning curves", "", f"![training loss]({plot_name})", "",
               "Each curve is the model's own objective, so the curves show how each run converged, "
               "not which model is better.", "", "![learning curves](learning_curves.png)", "",
               "Learning curves: each model's validation figure (AR's exact NLL, MDLM's NELBO bound, SDD's denoising "
