@@ -586,7 +586,7 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     rates = groups.get(LR_GROUP)
     if rates is not None:
         lines += learning_rate_section(learning_rate_runs(metrics, rates), reference, base_lr or {},
-                                       rates["excluded"], rates["command"])
+                                       rates["excluded"], rates["command"], spread)
     if variants_model and "diagnostics" in metrics.get(variants_model, {}):
         baseline = (display_name(exact), metrics[exact]) if exact else None
         lines += variants_section(metrics[variants_model], variants, reference, baseline, best, group["command"],
@@ -667,8 +667,9 @@ def learning_rate_runs(metrics: dict[str, dict], rates: dict | None) -> dict[flo
 
 
 def learning_rate_section(by_factor: dict[float, dict[str, dict]], reference: dict, base_lr: dict[str, float],
-                          excluded: dict, command: str) -> list[str]:
-    """analysis.learning_rate_sensitivity as a table and a sentence."""
+                          excluded: dict, command: str, spread: dict | None = None) -> list[str]:
+    """analysis.learning_rate_sensitivity as a table and a sentence; each model's gain from its best learning rate
+    is set against its seed spread of validation NLL."""
     lines = ["## Learning-rate sensitivity", ""]
     if len(by_factor) < 2:
         return lines + [f"No learning-rate run of this study has been collected yet: run `{command}`."] + \
@@ -691,6 +692,11 @@ def learning_rate_section(by_factor: dict[float, dict[str, dict]], reference: di
     lines += ["", f"Ranking by distance to real text at each model's best learning rate: {order}; at the default: "
               f"{' < '.join(display_name(n) for n in result['default_ranking'])}. The ranking "
               f"**{'holds' if result['holds'] else 'changes'}** when every model gets its best learning rate."]
+    for name, best in result["best_factor"].items():
+        if best != 1.0 and spread and name in spread:
+            gain = result["table"][name][1.0]["nll"] - result["table"][name][best]["nll"]
+            lines[-1] += " " + _margin_words(against_spread(gain, [spread[name].get("nll_per_token")]),
+                                             f"{display_name(name)}'s gain from {best:g}x", "nats of NLL", ".3f")
     return lines + excluded_lines(excluded, command) + [""]
 
 
