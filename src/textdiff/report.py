@@ -450,7 +450,9 @@ def variants_section(seed: dict, variants: dict, reference: dict, baseline: tupl
               f"Each variant is a DVC experiment (`{command}`; `dvc exp show` lists them) that retrains SDD at this "
               "scale with the params shown changed (a variant that changes only the sampler reuses the pipeline's trained "
               "SDD) and judges the default sampling setting. Accuracy is averaged over the four t buckets above; "
-              "the denoising CE is on each variant's own training noise, so it is not comparable across noises.", ""]
+              "the denoising CE is on each variant's own training noise, so it is not comparable across noises. "
+              "Train time is each run's wall time: a run that shared the machine (or ran at low priority beside "
+              "other groups) shows that, not its cost.", ""]
     lines += variants_table(seed, variants, reference)
     if not_run:
         lines += ["", f"Listed in params.yaml but not run yet: {', '.join(not_run)} (`{command} <name>`)."]
