@@ -44,3 +44,17 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"offline TinyStories copy not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def poison_ar_loss(monkeypatch, at_call: int) -> list:
+    """Makes AR's training loss NaN at its at_call-th call (from 1); returns the list its calls are counted in."""
+    from textdiff.models.ar import AutoregressiveLM
+
+    original, calls = AutoregressiveLM.training_loss, []
+
+    def poisoned(self, rows, generator):
+        calls.append(1)
+        loss = original(self, rows, generator)
+        return loss * float("nan") if len(calls) == at_call else loss
+    monkeypatch.setattr(AutoregressiveLM, "training_loss", poisoned)
+    return calls

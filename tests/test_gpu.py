@@ -116,20 +116,14 @@ def test_a_nan_is_caught_within_the_loss_read_interval_and_named_by_its_step(tmp
 
     from textdiff.data import save_rows
     from textdiff.errors import NonFiniteLoss
-    from textdiff.models.ar import AutoregressiveLM
     from textdiff.train import SYNC_EVERY, train
+    from tests.conftest import poison_ar_loss
 
     params = small_params()
     params = dataclasses.replace(params, scale=dataclasses.replace(params.scale, steps=3 * SYNC_EVERY),
                                  train=dataclasses.replace(params.train, device="cuda", checkpoint_every=100))
     save_rows(tmp_path / "train.npy", np.random.default_rng(0).integers(4, 500, size=(64, 32)).astype(np.uint16))
-    original, calls = AutoregressiveLM.training_loss, []
-
-    def poisoned(self, rows, generator):
-        calls.append(1)
-        loss = original(self, rows, generator)
-        return loss * float("nan") if len(calls) == 4 else loss
-    monkeypatch.setattr(AutoregressiveLM, "training_loss", poisoned)
+    calls = poison_ar_loss(monkeypatch, at_call=4)
     with pytest.raises(NonFiniteLoss, match="at step 4"):
         train("ar", params, tmp_path / "train.npy", tmp_path / "out", tmp_path / "ckpt", progress=False)
     assert len(calls) == SYNC_EVERY and not list((tmp_path / "ckpt").glob("*"))

@@ -9,6 +9,7 @@ from textdiff.checkpoints import checkpoint_path, code_digest, file_sha256, load
 from textdiff.errors import CheckpointMismatch, DataError, NonFiniteLoss
 from textdiff.models import model_names, model_spec
 from textdiff.train import learning_rate, run_fingerprint, train
+from tests.conftest import poison_ar_loss
 
 
 @pytest.fixture
@@ -107,16 +108,7 @@ def test_checkpoint_of_another_config_is_refused(micro_params, rows_path, tmp_pa
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(micro_params, rows_path, tmp_path,
                                                                          monkeypatch):
-    from textdiff.models.ar import AutoregressiveLM
-
-    original = AutoregressiveLM.training_loss
-    calls = []
-
-    def poisoned(self, rows, generator):
-        calls.append(1)
-        loss = original(self, rows, generator)
-        return loss * float("nan") if len(calls) == 4 else loss
-    monkeypatch.setattr(AutoregressiveLM, "training_loss", poisoned)
+    poison_ar_loss(monkeypatch, at_call=4)
     with pytest.raises(NonFiniteLoss, match="at step 4"):
         train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)
     assert list((tmp_path / "ckpt").glob("ar-*.safetensors"))  # the step-2 checkpoint survives
