@@ -543,7 +543,6 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
                      + f"sampled at temperature {m['gen_temperature']} with {m['gen_steps']} network calls.")
     if exact and bound:
         e, b = metrics[exact], metrics[bound]
-        gap = against_spread(b["nll_per_token"] - e["nll_per_token"], [])
         if spread and exact in spread and bound in spread and spread[exact]["perplexity"]["seeds"] > 1:
             low = spread[bound]["perplexity"]["min"] / spread[exact]["perplexity"]["max"]
             high = spread[bound]["perplexity"]["max"] / spread[exact]["perplexity"]["min"]
@@ -618,17 +617,16 @@ def file_md5(path: Path) -> str | None:
     return hashlib.md5(path.read_bytes()).hexdigest() if path.is_file() else None  # as dvc.lock records it
 
 
-def group_runs(collected: dict, params_path: Path, root: Path = Path(".")) -> dict:
+def group_runs(collected: dict, raw_params: dict, defined: dict, root: Path = Path(".")) -> dict:
     """A collected experiment group (experiments.collect) as the report uses it: per run that matches the current
     study (analysis.run_binding) its overrides and every model's metrics, samples and learning curve ("models"),
     and for a group of one model that model's metrics and samples; the other runs under "excluded", each with its
-    reasons."""
+    reasons. raw_params: params.yaml as read; defined: its experiment groups (experiments.read_groups)."""
     model = collected["models"][0] if len(collected["models"]) == 1 else None
-    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
-    group = read_groups(params_path).get(collected["group"])
+    group = defined.get(collected["group"])
     paths = {path for run in collected["runs"].values() for kind in ("code", "data", "judge")
              for path in run.get(kind, {})}
-    study = {"params": study_params(raw), "md5": {path: file_md5(root / path) for path in paths}}
+    study = {"params": study_params(raw_params), "md5": {path: file_md5(root / path) for path in paths}}
     runs, excluded = {}, {}
     for name, run in collected["runs"].items():
         reasons = run_binding(run, group and entry(group, name), study)
@@ -866,11 +864,12 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
     collected = {name: read_json(path) for name in (SEEDS_GROUP, LR_GROUP, LENGTH_GROUP, VARIANTS_GROUP)
                  if (path := Path(experiments_dir) / f"{name}.json").exists()}
-    groups = {name: group_runs(c, Path(params_path)) for name, c in collected.items()}
+    raw_params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))  # read once for every group
+    defined = read_groups(params_path)
+    groups = {name: group_runs(c, raw_params, defined) for name, c in collected.items()}
     write_text(out_dir / "experiments.md", groups_table(collected, groups))
     group = groups.get(VARIANTS_GROUP)
     variants, variants_model = (group["runs"], group["model"]) if group else ({}, None)
-    raw_params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
     by_seed = seed_runs(metrics, groups.get(SEEDS_GROUP), raw_params["seed"])
     spread = seed_spread(by_seed, reference)
     scale = raw_params["scales"][raw_params["scale"]]
