@@ -1,7 +1,9 @@
 import pytest
 
-from textdiff.report import (README_BLOCKS, labelled_rows, readme_block, replace_block, results_table,
-                             seed_conclusion_lines)
+from textdiff.report import README_BLOCKS, readme_block, replace_block
+from textdiff.report.groups import learning_rate_runs, learning_rate_section, length_runs, training_length_section
+from textdiff.report.study import cost_section, labelled_rows, results_table, spread_table
+from textdiff.report.variants import seed_conclusion_lines
 from tests.conftest import REPO
 from tests.test_analysis import REFERENCE, sdd_metrics, variant
 
@@ -67,7 +69,6 @@ def test_seed_conclusions_are_rendered_with_their_verdicts():
 
 
 def test_cost_section_totals_the_stage_times():
-    from textdiff.report import cost_section
 
     text = "\n".join(cost_section({"prepare": 30.0, "train@ar": 1770.4}))
     assert "| train@ar | 1770 s |" in text and "**1800 s (30.0 min)**" in text
@@ -81,7 +82,6 @@ def full_metrics(kind, nll, steps=400, judge_ppl=50.0, entropy=3.6):
 
 
 def test_learning_rate_section_names_each_models_best_rate_and_whether_the_ranking_holds():
-    from textdiff.report import learning_rate_runs, learning_rate_section
 
     main = {"ar": full_metrics("exact", 3.7, judge_ppl=80.0), "mdlm": full_metrics("bound", 6.1, judge_ppl=9000.0)}
     rates = {"runs": {"lr-half": {"overrides": {"train.lr_factor.ar": 0.5, "train.lr_factor.mdlm": 0.5},
@@ -97,7 +97,6 @@ def test_learning_rate_section_names_each_models_best_rate_and_whether_the_ranki
 
 
 def test_training_length_section_gives_the_ratio_the_multiplier_and_a_verdict():
-    from textdiff.report import length_runs, training_length_section
 
     main = {"ar": full_metrics("exact", 3.8), "mdlm": full_metrics("bound", 6.1)}
     curve = [{"tokens": t, "valid_nll": v, "valid_nll_standard_error": 0.01, "train_loss": l}
@@ -121,7 +120,6 @@ def test_training_length_section_gives_the_ratio_the_multiplier_and_a_verdict():
 
 def test_the_spread_table_lists_every_figure_of_every_model_in_table_order():
     from textdiff.analysis import seed_spread
-    from textdiff.report import spread_table
 
     def run(ppl, distinct):
         m = {**full_metrics("exact", 3.8), "perplexity": ppl, "accuracy": 0.3, "sample_distinct_1": distinct}

@@ -189,10 +189,10 @@ def current_umask() -> int:
 
 def test_a_batch1_timing_from_a_busy_machine_is_flagged_and_keeps_its_minimum():
     from textdiff.evaluate import timing_metrics
-    from textdiff.report import _gen_time
+    from textdiff.report.format import gen_time
 
     quiet = timing_metrics([130.0, 128.0, 131.0, 129.0, 133.0])
     busy = timing_metrics([130.0, 1044.0, 990.0, 1010.0, 128.0])  # another process took a core midway
     assert not quiet["gen_timing_busy"] and busy["gen_timing_busy"]
     assert busy["gen_ms_min"] == 128.0 and busy["gen_threads"] == torch.get_num_threads()
-    assert _gen_time(busy) == "990 ms (min 128) ⚠" and _gen_time(quiet) == "130 ms (min 128)"
+    assert gen_time(busy) == "990 ms (min 128) ⚠" and gen_time(quiet) == "130 ms (min 128)"

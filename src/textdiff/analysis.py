@@ -1,4 +1,4 @@
-"""The rules behind the report's verdicts, as functions that return data; report.py renders them.
+"""The rules behind the report's verdicts, as functions that return data; the report package renders them.
 
 Each rule is stated where it is defined and decided from the numbers the pipeline wrote:
 which model writes best at equal sampling time, how far a sample set is from real text,

@@ -1,0 +1,108 @@
+"""Regenerates reports/ from what the pipeline actually produced: nothing here is typed in by hand.
+
+build_report reads every input and writes the files; the modules render: format (cells and plot styling
+shared by all), study (the main study's tables, plots and report.md), groups (the experiment groups:
+seeds, learning rates, training length, and which collected runs are bound to this study) and variants
+(SDD's diagnostics and variants). The verdicts themselves are computed in textdiff.analysis."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before any submodule imports pyplot: reports are written without a display
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from ..analysis import closest_to_real_text, headline_metrics, seed_spread  # noqa: E402
+from ..errors import DataError  # noqa: E402
+from ..experiments import read_groups  # noqa: E402
+from ..io import read_json, write_json, write_text  # noqa: E402
+from .groups import (LENGTH_GROUP, LR_GROUP, SEEDS_GROUP, VARIANTS_GROUP, group_runs, groups_table,  # noqa: E402
+                     length_runs, plot_length_samples, seed_runs, spreads_by_label, training_length_section)
+from .study import (labelled_rows, plot_learning_curves, plot_quality, plot_training_loss,  # noqa: E402
+                    render_report, results_table)
+from .variants import plot_variants  # noqa: E402
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as error:  # missing, unreadable or not CSV
+        raise DataError(f"{path}: {str(error).splitlines()[0][:80]}; rerun the stage that writes it (dvc repro)") \
+            from None
+
+
+def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings",
+                 experiments_dir="eval/experiments", params_path="params.yaml") -> None:
+    try:
+        _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir, experiments_dir, params_path)
+    except KeyError as error:  # an input that parses but lacks a field it must have
+        raise DataError(f"a report input lacks the field {error}; rerun the stage that writes it "
+                        "(dvc repro -f <stage>)") from None
+
+
+def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir, experiments_dir,
+                  params_path) -> None:
+    eval_dir, model_dir, data_dir, out_dir, timings_dir = map(Path, (eval_dir, model_dir, data_dir, out_dir,
+                                                                      timings_dir))
+    metrics = {name: read_json(eval_dir / name / "metrics.json") for name in model_names}
+    samples = {name: read_json(eval_dir / name / "samples.json") for name in model_names}
+    logs = {name: read_csv(model_dir / name / "train_log.csv") for name in model_names}
+    manifest = read_json(data_dir / "prepared" / "manifest.json")
+    pack_stats = read_json(data_dir / "packed" / "stats.json")
+    reference = read_json(eval_dir / "reference" / "metrics.json")
+    sweeps = pd.concat([read_csv(eval_dir / name / "sweep.csv") for name in model_names], ignore_index=True)
+    stages = ["prepare", "tokenizer", "pack", *(f"train@{n}" for n in model_names), "judge",
+              *(f"evaluate@{n}" for n in model_names)]
+    timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
+    collected = {name: read_json(path) for name in (SEEDS_GROUP, LR_GROUP, LENGTH_GROUP, VARIANTS_GROUP)
+                 if (path := Path(experiments_dir) / f"{name}.json").exists()}
+    raw_params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))  # read once for every group
+    defined = read_groups(params_path)
+    groups = {name: group_runs(c, raw_params, defined) for name, c in collected.items()}
+    write_text(out_dir / "experiments.md", groups_table(collected, groups))
+    group = groups.get(VARIANTS_GROUP)
+    variants, variants_model = (group["runs"], group["model"]) if group else ({}, None)
+    by_seed = seed_runs(metrics, groups.get(SEEDS_GROUP), raw_params["seed"])
+    spread = seed_spread(by_seed, reference)
+    scale = raw_params["scales"][raw_params["scale"]]
+    base_lr = {name: scale["lr"] * raw_params["train"]["lr_factor"].get(name, 1.0) for name in model_names}
+    rows = labelled_rows(metrics, variants, closest_to_real_text(variants, reference), variants_model)
+    table = results_table(rows, spreads_by_label(rows, metrics, spread))
+    if variants_model in metrics:
+        plot_variants(metrics[variants_model], variants, reference, out_dir / "sdd_variants.png")
+    plot_training_loss(logs, out_dir / "training_loss.png")
+    curves = {name: read_csv(model_dir / name / "learning_curve.csv").to_dict("records") for name in model_names}
+    runs_by_length = length_runs(metrics, curves, groups.get(LENGTH_GROUP))
+    plot_learning_curves({name: model_runs[:1] for name, model_runs in runs_by_length.items()},
+                         out_dir / "learning_curves.png")
+    plot_learning_curves(runs_by_length, out_dir / "training_length_nll.png",
+                         "Validation NLL against training tokens, every training length")
+    plot_length_samples(runs_by_length, reference, out_dir / "training_length_samples.png")
+    plot_quality(sweeps, reference, out_dir / "judge_perplexity_vs_entropy.png", out_dir / "quality_vs_time.png")
+    write_text(out_dir / "results.md", table)
+    write_json(out_dir / "metrics.json", headline_metrics(metrics, reference))
+    write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
+                                                    "training_loss.png", reference, sweeps, timings, group,
+                                                    spread, groups, list(by_seed), base_lr,
+                                                    training_length_section(runs_by_length, by_seed,
+                                                                            groups.get(LENGTH_GROUP), reference,
+                                                                            "training_length_nll.png",
+                                                                            "training_length_samples.png")))
+
+
+README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md",
+                 "experiments": "reports/experiments.md"}
+
+
+def replace_block(readme: str, name: str, content: str) -> str:
+    """README text with the block between <!-- name:start --> and <!-- name:end --> replaced by content."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{content}{end}{tail}"
+
+
+def readme_block(readme: str, name: str) -> str:
+    return readme.split(f"<!-- {name}:start -->", 1)[1].split(f"<!-- {name}:end -->", 1)[0]

@@ -1,0 +1,110 @@
+"""Cells, words and plot styling that every part of the report shares."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from ..io import atomic_path
+from ..models import MODELS
+
+
+def display_name(name: str) -> str:
+    return MODELS[name].display_name
+
+
+def perplexity_cell(metrics: dict) -> str:
+    prefix = "≤ " if metrics["perplexity_kind"] == "bound" else ""
+    error = metrics.get("perplexity_standard_error")
+    return f"{prefix}{metrics['perplexity']:.2f}" + (f" ± {error:.2f}" if error is not None else "")
+
+
+def with_error(m: dict, key: str, fmt: str) -> str:
+    """A figure with its standard error over rows (or samples), where the metrics have one."""
+    error = m.get(f"{key}_standard_error")
+    return f"{m[key]:{fmt}}" + (f" ± {error:{fmt}}" if error is not None else "")
+
+
+def seeds_header(spreads: dict) -> str:
+    """"3 seeds" over the seeds the spreads come from ("seeds" without seed runs)."""
+    seeds = max((s["perplexity"]["seeds"] for s in spreads.values()), default=1)
+    return f"{seeds} seeds" if seeds > 1 else "seeds"
+
+
+def spread_cell(spread: dict | None, figure: str, fmt: str) -> str:
+    """mean (min–max) over seeds, or – without seed runs."""
+    s = (spread or {}).get(figure)
+    if not s or s["seeds"] < 2:
+        return "–"
+    return f"{s['mean']:{fmt}} ({s['min']:{fmt}}–{s['max']:{fmt}})"
+
+
+def gen_time(m: dict) -> str:
+    """Median batch-1 time, with the fastest run (which a busy machine cannot lower) and a mark if busy."""
+    if "gen_ms_min" not in m:
+        return f"{m['gen_ms_per_sample']:.0f} ms"
+    return f"{m['gen_ms_per_sample']:.0f} ms (min {m['gen_ms_min']:.0f}){' ⚠' if m['gen_timing_busy'] else ''}"
+
+
+def finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, plain_ticks: bool = False) -> None:
+    """Labels, log-scale grid and legend shared by every plot, then an atomic PNG write. plain_ticks: the log
+    axes labelled 2, 3, 4 rather than 2x10^0 (for values within a decade or two)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_yscale("log")
+    if plain_ticks:
+        from matplotlib.ticker import ScalarFormatter
+
+        for axis in (ax.yaxis,):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(ScalarFormatter())
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+KIND_SHORT = {"exact": "exact NLL", "bound": "NELBO bound", "denoising cross-entropy": "denoising CE"}
+
+
+def margin_words(margin: dict, what: str, figure: str, fmt: str) -> str:
+    """analysis.against_spread in words."""
+    if margin["within"] is None:
+        return ""
+    return (f"{what} ({margin['difference']:{fmt}} {figure}) is **{'within' if margin['within'] else 'beyond'}** "
+            f"the spread over training seeds of the figures behind it (up to {margin['spread']:{fmt}})"
+            + (": another seed could reverse it." if margin["within"] else "."))
+
+
+def sampler_note(m: dict) -> str:
+    """SDD's sampler options that differ from the seed's, e.g. ", stochastic, renoise"."""
+    options = m.get("sampler") or {}
+    notes = [f"T→{options['final_temperature']}" if options.get("final_temperature") is not None else "",
+             "stochastic" if options.get("candidates") == "stochastic" else "",
+             "renormalised" if options.get("renormalise") else "", "renoise" if options.get("renoise") else ""]
+    return "".join(f", {note}" for note in notes if note)
+
+
+def overrides_text(overrides: dict) -> str:
+    """`key=value` as `dvc exp run -S` takes it (true, not True)."""
+    return ", ".join(f"`{key}={str(value).lower() if isinstance(value, bool) else value}`"
+                     for key, value in overrides.items())
+
+
+def excluded_lines(excluded: dict[str, list[str]], command: str) -> list[str]:
+    """The runs not shown, with their reasons; runs excluded for the same reasons share a line."""
+    if not excluded:
+        return []
+    by_reasons: dict[tuple, list[str]] = {}
+    for name, reasons in excluded.items():
+        by_reasons.setdefault(tuple(reasons), []).append(name)
+    return ["", f"Collected but not shown, because they ran under another study than this report's (rerun them: "
+                f"`{command} <name>`):", ""] + [f"- {', '.join(names)}: {'; '.join(reasons)}."
+                                                for reasons, names in by_reasons.items()]
+
+
+def indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
