@@ -130,3 +130,15 @@ def test_the_spread_table_lists_every_figure_of_every_model_in_table_order():
     assert "| perplexity | 42.00 (40.00–44.00) | 42.00 (40.00–44.00) |" in text
     assert "| distinct-1 | 0.250 (0.200–0.300) |" in text
     assert spread_table(seed_spread({"seed 0": run(40.0, 0.2)}, REFERENCE), ["seed 0"]) == []  # one seed: no table
+
+
+def test_every_metric_key_the_evaluation_writes_is_explained_in_readme():
+    # README's Metrics table is where a reader looks a key up; a new key without a row there fails here.
+    import json
+
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    paths = [p for p in sorted((REPO / "eval").glob("*/metrics.json")) if p.parent.name != "reference"]
+    assert len(paths) >= 3  # the committed evaluation of every model
+    for metrics_path in paths:
+        missing = [key for key in json.loads(metrics_path.read_text()) if f"`{key}`" not in section]
+        assert not missing, f"{metrics_path.relative_to(REPO)}: README's Metrics table lacks {missing}"
