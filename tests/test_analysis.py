@@ -1,7 +1,8 @@
 import pytest
 import pandas as pd
 
-from textdiff.analysis import (against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text,
+from textdiff.analysis import (against_spread, best_at_equal_time, closest_to_real_text, context_use,
+                               distance_to_real_text,
                                gap_narrows, interpolate_tokens, learning_rate_sensitivity, overfitting, run_binding,
                                seed_conclusions, seed_spread, token_multiplier)
 
@@ -176,3 +177,13 @@ def test_the_gap_verdict_counts_only_changes_beyond_the_seed_spread():
     assert gap_narrows({100: 1.0, 1600: 0.9}, 0.2)["verdict"] == "cannot tell"
     assert gap_narrows({100: 1.0, 1600: 1.5}, 0.2)["verdict"] == "widens"
     assert gap_narrows({100: 1.0}, 0.2)["verdict"] is None
+
+
+def test_context_use_needs_accuracy_beyond_the_most_frequent_token_and_a_trend_beyond_standard_errors():
+    copier = context_use([(100, 0.060, 0.002), (400, 0.001, 0.0005)], floor=0.067)
+    assert copier["uses_context"] is False and copier["trend"] == "falls" and copier["longest_tokens"] == 400
+    learner = context_use([(100, 0.060, 0.002), (400, 0.120, 0.003)], floor=0.067)
+    assert learner["uses_context"] is True and learner["trend"] == "rises"
+    assert context_use([(100, 0.068, 0.002), (400, 0.069, 0.002)], floor=0.067)["trend"] == "cannot tell"
+    assert context_use([(100, 0.068, 0.002), (400, 0.069, 0.002)], floor=0.067)["uses_context"] is False  # within 2 SE
+    assert context_use([(100, 0.2, 0.01)], floor=0.067)["trend"] is None and context_use([], 0.067) is None

@@ -118,6 +118,18 @@ def test_training_length_section_gives_the_ratio_the_multiplier_and_a_verdict():
     assert "AR overfits in its longest run" in text  # its curve's validation NLL rises while training loss falls
 
 
+def test_training_length_section_says_whether_a_copying_model_starts_using_the_context():
+    def sdd(steps, accuracy):
+        return {**full_metrics("denoising cross-entropy", 1.0, steps), "context_only_accuracy": accuracy,
+                "context_only_accuracy_standard_error": 0.0005, "diagnostics": {"most_frequent_token_accuracy": 0.067}}
+    lengths = {"runs": {"sdd-x4": {"overrides": {"train.steps_factor.sdd": 4},
+                                   "models": {"sdd": {"metrics": sdd(1600, 0.0002), "learning_curve": []}}}},
+               "excluded": {}, "command": "python stages/experiments.py training_length"}
+    text = "\n".join(training_length_section(length_runs({"sdd": sdd(400, 0.004)}, {}, lengths), {}, lengths,
+                                              REFERENCE, "nll.png", "samples.png"))
+    assert "start modelling language with longer training? **No**" in text and "accuracy falls with training" in text
+
+
 def test_the_spread_table_lists_every_figure_of_every_model_in_table_order():
     from textdiff.analysis import seed_spread
 

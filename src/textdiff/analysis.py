@@ -239,8 +239,9 @@ def learning_rate_sensitivity(by_factor: dict[float, dict[str, dict]], reference
 
 
 # --- training length ------------------------------------------------------------------------------------
-# A validation NLL counts as rising (overfitting) when its last point exceeds its lowest by more than this many
-# standard errors while the training loss kept falling.
+# A figure counts as having moved when it moves by more than this many standard errors: a validation NLL rising
+# while the training loss falls (overfitting), a context-only accuracy above the most-frequent-token guess or
+# rising or falling with training.
 RISE_IN_STANDARD_ERRORS = 2.0
 
 
@@ -301,3 +302,22 @@ def gap_narrows(gaps: dict[float, float], spread: float | None) -> dict:
     verdict = "narrows" if change < -margin else "widens" if change > margin else "cannot tell"
     return {"verdict": verdict, "shortest": shortest, "longest": longest, "change": change, "margin": margin,
             "gaps": dict(sorted(gaps.items()))}
+
+
+def context_use(ends: list[tuple[float, float, float]], floor: float) -> dict | None:
+    """Does a model start modelling language from context with longer training? ends: (training tokens,
+    context-only accuracy, its standard error) of each run's end. Rule: it does at its longest run when that
+    accuracy is over the floor (always guessing the most frequent token) by more than RISE_IN_STANDARD_ERRORS
+    standard errors; the accuracy rises (falls) with training when the longest run's is above (below) the
+    shortest run's by more than that many of their combined standard errors. None with no run."""
+    if not ends:
+        return None
+    shortest, longest = min(ends), max(ends)
+    combined = (shortest[2] ** 2 + longest[2] ** 2) ** 0.5
+    change = longest[1] - shortest[1]
+    trend = None if shortest is longest else (
+        "rises" if change > RISE_IN_STANDARD_ERRORS * combined else
+        "falls" if change < -RISE_IN_STANDARD_ERRORS * combined else "cannot tell")
+    return {"uses_context": longest[1] - floor > RISE_IN_STANDARD_ERRORS * longest[2], "trend": trend,
+            "longest_tokens": longest[0], "longest_accuracy": longest[1], "shortest_accuracy": shortest[1],
+            "floor": floor}

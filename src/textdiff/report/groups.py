@@ -8,8 +8,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ..analysis import (against_spread, gap_narrows, learning_rate_sensitivity, overfitting, run_binding,
-                        token_multiplier)
+from ..analysis import (RISE_IN_STANDARD_ERRORS, against_spread, context_use, gap_narrows,
+                        learning_rate_sensitivity, overfitting, run_binding, token_multiplier)
 from ..experiments import entry, study_params
 from ..io import atomic_path
 from .format import KIND_SHORT, display_name, excluded_lines, margin_words, with_error
@@ -137,22 +137,25 @@ def plot_length_samples(runs: dict[str, list[tuple[str, list[dict], dict]]], ref
     for name, model_runs in runs.items():
         ordered = sorted(model_runs, key=lambda r: r[2]["train_tokens"])
         tokens = [m["train_tokens"] for _, _, m in ordered]
-        axes[0].plot(tokens, [m["sample_judge_perplexity"] for _, _, m in ordered], marker="o", label=display_name(name))
-        axes[1].plot(tokens, [m["sample_entropy"] for _, _, m in ordered], marker="o", label=display_name(name))
-        for label, curve, m in ordered:
+        line, = axes[0].plot(tokens, [m["sample_judge_perplexity"] for _, _, m in ordered], marker="o",
+                             label=display_name(name))
+        color = line.get_color()  # one colour per model in every panel; the runs of a model differ by line style
+        axes[1].plot(tokens, [m["sample_entropy"] for _, _, m in ordered], marker="o", color=color,
+                     label=display_name(name))
+        for (label, curve, m), style in zip(ordered, ("-", "--", "-.", ":") * len(ordered)):
             if curve and "context_only_accuracy" in curve[0]:
-                axes[2].plot([p["tokens"] for p in curve], [p["context_only_accuracy"] for p in curve], alpha=0.6,
-                             label=f"{display_name(name)}, {label} (during training)")
+                axes[2].plot([p["tokens"] for p in curve], [p["context_only_accuracy"] for p in curve], alpha=0.7,
+                             color=color, linestyle=style, label=f"{display_name(name)}, {label} (during training)")
         if "context_only_accuracy" in ordered[0][2]:
-            axes[2].scatter(tokens, [m["context_only_accuracy"] for _, _, m in ordered], zorder=4,
-                            label=f"{display_name(name)} (end of each run)")
+            axes[2].scatter(tokens, [m["context_only_accuracy"] for _, _, m in ordered], zorder=4, color=color,
+                            label=f"{display_name(name)} (end of each run, whole split)")
             floor = ordered[0][2].get("diagnostics", {}).get("most_frequent_token_accuracy")
             if floor is not None:
                 axes[2].axhline(floor, color="gray", linestyle=":", label="always the most frequent token")
     axes[0].axhline(reference["judge_perplexity"], color="black", linestyle="--", label="validation text")
     axes[1].axhline(reference["entropy"], color="black", linestyle="--", label="validation text")
     titles = ("Judge perplexity of samples", "Unigram entropy of samples (nats)",
-              "SDD: accuracy where only the context tells the token")
+              "Context-only accuracy (only the context tells the token)")
     for ax, title in zip(axes, titles):
         ax.set_xscale("log")
         ax.set_xlabel("training tokens")
@@ -240,6 +243,21 @@ def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]],
         elif rise:
             lines.append(f"- {display_name(name)}'s validation NLL does not rise in its longest run ({longest[0]}, "
                          f"{longest[2].get('train_epochs', float('nan')):.1f} epochs).")
+    for name, model_runs in runs.items():
+        ends = [(m["train_tokens"], m["context_only_accuracy"], m.get("context_only_accuracy_standard_error", 0.0))
+                for _, _, m in model_runs if "context_only_accuracy" in m]
+        floor = model_runs[0][2].get("diagnostics", {}).get("most_frequent_token_accuracy")
+        use = context_use(ends, floor) if floor is not None else None
+        if use:
+            trend = {"rises": "rises", "falls": "falls", "cannot tell": "stays within its standard errors",
+                     None: "has one length only"}[use["trend"]]
+            lines.append(f"- Does {display_name(name)} start modelling language with longer training? "
+                         f"**{'Yes' if use['uses_context'] else 'No'}**: where only the context tells the token, its "
+                         f"accuracy {trend} with training ({use['shortest_accuracy']:.2%} in its shortest run, "
+                         f"{use['longest_accuracy']:.2%} at {use['longest_tokens']:,} tokens), against "
+                         f"{use['floor']:.2%} for always guessing the most frequent token. Rule: it models language "
+                         f"from context when that accuracy is over the guess by more than "
+                         f"{RISE_IN_STANDARD_ERRORS:g} standard errors.")
     lines += ["", f"![sample quality against training tokens]({samples_plot})", ""]
     if lengths.get("not_run"):
         lines += [f"Listed in params.yaml but not run yet: {', '.join(lengths['not_run'])} (`{command} <name>`)."]
