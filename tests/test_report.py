@@ -154,3 +154,19 @@ def test_every_metric_key_the_evaluation_writes_is_explained_in_readme():
     for metrics_path in paths:
         missing = [key for key in json.loads(metrics_path.read_text()) if f"`{key}`" not in section]
         assert not missing, f"{metrics_path.relative_to(REPO)}: README's Metrics table lacks {missing}"
+
+
+def test_labels_of_close_points_are_moved_apart_and_lone_points_keep_theirs():
+    import matplotlib.pyplot as plt
+
+    from textdiff.report.format import label_points
+    fig, ax = plt.subplots(dpi=100)
+    ax.scatter([1.0, 1.0, 1.01, 3.0], [10.0, 10.0, 10.1, 50.0])
+    label_points(ax, {"a": (1.0, 10.0), "b": (1.0, 10.0), "c": (1.01, 10.1), "lone": (3.0, 50.0)})
+    offsets = {t.get_text(): t.xyann[1] for t in ax.texts}  # points, from each label's own point
+    heights = {t.get_text(): ax.transData.transform(t.xy)[1] + t.xyann[1] * fig.dpi / 72 for t in ax.texts}  # px
+    plt.close(fig)
+    assert offsets["lone"] == 2  # nothing near it: beside its point
+    close = sorted(heights[name] for name in "abc")
+    label_height = 6 * fig.dpi / 72 * 1.6
+    assert all(upper - lower >= label_height - 1e-6 for lower, upper in zip(close, close[1:]))

@@ -108,3 +108,20 @@ def excluded_lines(excluded: dict[str, list[str]], command: str) -> list[str]:
 
 def indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
+
+
+def label_points(ax, points: dict[str, tuple[float, float]], fontsize: int = 6) -> None:
+    """Names each point beside it, moving a label down in steps of its own height while it would overlap one
+    already placed, so that close points stay readable. Call once the axes' scales and limits are final."""
+    placed: list[tuple[float, float, float]] = []  # display x, y and width of each label
+    height = fontsize * ax.figure.dpi / 72 * 1.6
+    for name, (x, y) in sorted(points.items(), key=lambda item: (-item[1][1], item[1][0])):
+        px, py = ax.transData.transform((x, y))
+        width = 0.6 * fontsize * ax.figure.dpi / 72 * len(name)
+        shift = 0.0
+        while any(abs(py - shift - qy) < height and px < qx + qw and qx < px + width for qx, qy, qw in placed):
+            shift += height
+        placed.append((px, py - shift, width))
+        ax.annotate(name, (x, y), fontsize=fontsize, xytext=(3, 2 - shift * 72 / ax.figure.dpi),
+                    textcoords="offset points", arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5}
+                    if shift else None)

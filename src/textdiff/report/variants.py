@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 
 from ..analysis import (ENTROPY_FLOOR, SAME_WITHIN, against_spread, degenerate, distance_to_real_text,
                         seed_conclusions, state_accuracy)
-from .format import excluded_lines, finish_plot, margin_words, overrides_text
+from .format import excluded_lines, finish_plot, label_points, margin_words, overrides_text
 
 
 def diagnostics_section(diagnostics: dict) -> list[str]:
@@ -131,17 +131,18 @@ def seed_conclusion_lines(seed: dict, variants: dict, reference: dict, baseline:
 
 def plot_variants(seed: dict, variants: dict, reference: dict, path: Path) -> None:
     """Judge perplexity against entropy of each SDD variant's samples, with the seed design and real text."""
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     points = {"seed design": seed, **{name: v["metrics"] for name, v in variants.items()}}
     for name, m in points.items():
         ax.scatter(m["sample_entropy"], m["sample_judge_perplexity"], s=30,
                    color="tab:red" if name == "seed design" else "tab:blue")
-        ax.annotate(name, (m["sample_entropy"], m["sample_judge_perplexity"]), fontsize=6, xytext=(3, 2),
-                    textcoords="offset points")
     ax.scatter([reference["entropy"]], [reference["judge_perplexity"]], marker="*", s=220, color="black",
                label="validation text", zorder=5)
     ax.axvline(ENTROPY_FLOOR * reference["entropy"], color="gray", linestyle=":", linewidth=1,
                label="entropy floor (left of it: repetitive)")
+    ax.set_yscale("log")
+    ax.autoscale_view()  # the limits labels are placed in: every point drawn, real text's included
+    label_points(ax, {name: (m["sample_entropy"], m["sample_judge_perplexity"]) for name, m in points.items()})
     finish_plot(fig, ax, "mean unigram entropy of a sample (nats)", "judge perplexity",
                  "SDD variants: sample quality (red: the seed's design)", path)
 
