@@ -4,6 +4,7 @@ groups."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -142,7 +143,7 @@ def plot_length_samples(runs: dict[str, list[tuple[str, list[dict], dict]]], ref
         color = line.get_color()  # one colour per model in every panel; the runs of a model differ by line style
         axes[1].plot(tokens, [m["sample_entropy"] for _, _, m in ordered], marker="o", color=color,
                      label=display_name(name))
-        for (label, curve, m), style in zip(ordered, ("-", "--", "-.", ":") * len(ordered)):
+        for (label, curve, m), style in zip(ordered, itertools.cycle(("-", "--", "-.", ":"))):
             if curve and "context_only_accuracy" in curve[0]:
                 axes[2].plot([p["tokens"] for p in curve], [p["context_only_accuracy"] for p in curve], alpha=0.7,
                              color=color, linestyle=style, label=f"{display_name(name)}, {label} (during training)")
