@@ -85,9 +85,15 @@ def summary() -> str:
                 lines.append(f"| {scale} | {name} | {r['before_ms_per_step']:.2f} | {r['ms_per_step']:.2f} "
                              f"| {r['speedup']:.2f}x | {'yes' if r['same_samples'] else 'no'} |")
         for scale, models in v["scales"].items():
-            costs = models["sdd"]["top_costs"]
+            sdd = models["sdd"]
             lines += ["", f"What is left of an SDD sampling step at the {scale} scale (share of its CPU time): "
-                      + ", ".join(f"{c['op']} {c['share']:.0%}" for c in costs[:6]) + "."]
+                      + ", ".join(f"{c['op']} {c['share']:.0%}" for c in sdd["top_costs"][:6]) + "."]
+            if "network_ms" in sdd:
+                lines[-1] += (f" The network alone (one forward, no softmax or top-k) takes {sdd['network_ms']:.2f} ms "
+                              f"of the {sdd['ms_per_step']:.2f} ms step, so a sampler that cost nothing beyond it would "
+                              f"be at most {sdd['network_ceiling']:.2f}x faster than {v['before']}; compiled "
+                              f"(torch.compile fusing the elementwise work) it takes {sdd['compiled_ms']:.2f} ms, "
+                              f"a ceiling of {sdd['compiled_ceiling']:.2f}x.")
     head = OUT / "validation_head_bias.json"
     if head.exists():
         h = json.loads(head.read_text())

@@ -6,7 +6,12 @@ another name (the library imports itself relatively), so both run in this proces
 weights, taking turns; the ratio is the median over turns of earlier time / current time (above 1:
 the current code is faster), and the samples of both are compared token for token. Then one sampling
 step of the current SDD is profiled and its top costs listed: what is left once the needless work is
-gone. Both the CPU default and the seed scale (at the same 64-token sample).
+gone. For SDD, the network alone (one forward on a sampler state, without the sampler's softmax and top-k)
+is timed in the same turns: earlier step time / network time is the ceiling, the speed-up a sampler that
+cost nothing beyond its network would reach; and the same network compiled by torch.compile (which fuses
+the elementwise work between its matrix multiplies: GELU, layer norms, residual adds, rotary), for the
+ceiling of a compiled sampler. Both the CPU default and the seed scale (at the same 64-token
+sample).
 
     python benchmarks/sampling_vs_commit.py                  # against db4d920, the code before issue 16
     python benchmarks/sampling_vs_commit.py --before HEAD~3 --turns 9
@@ -55,11 +60,27 @@ def step_ms(model, length: int, steps: int, seed: int = 0):
     return (time.perf_counter() - tic) * 1000 / steps, tokens
 
 
-def compare(earlier, current, length: int, steps: int, turns: int) -> dict:
-    """Both models take turns; the median of earlier/current time per turn, and whether the samples agree."""
+@torch.no_grad()
+def network_ms(model, length: int, calls: int, seed: int = 0) -> float:
+    """Milliseconds of one SDD forward (the network f(state, t)) on a batch-1 prior state at t = 1/2."""
+    probs, tokens = model.prior(1, length, torch.Generator().manual_seed(seed))
+    t = torch.full((1,), 0.5)
+    tic = time.perf_counter()
+    for _ in range(calls):
+        model(probs, tokens, t)
+    return (time.perf_counter() - tic) * 1000 / calls
+
+
+def compare(earlier, current, length: int, steps: int, turns: int, network: bool = False) -> dict:
+    """Both models take turns; the median of earlier/current time per turn, and whether the samples agree.
+    network: also time the current network alone, eager and compiled, in every turn, and give the ceilings
+    (see the docstring)."""
     for model in (earlier, current):  # warm-up
         step_ms(model, length, 2)
-    ratios, times, same = [], {"before": [], "now": []}, True
+    compiled = torch.compile(current, dynamic=False) if network else None
+    if network:
+        network_ms(compiled, length, 2)  # compiles
+    ratios, times, same = [], {"before": [], "now": [], "network": [], "compiled": []}, True
     for turn in range(turns):
         before_ms, before_tokens = step_ms(earlier, length, steps, turn)
         now_ms, now_tokens = step_ms(current, length, steps, turn)
@@ -67,9 +88,18 @@ def compare(earlier, current, length: int, steps: int, turns: int) -> dict:
         times["now"].append(now_ms)
         ratios.append(before_ms / now_ms)
         same &= torch.equal(before_tokens, now_tokens)
-    return {"before_ms_per_step": round(statistics.median(times["before"]), 3),
-            "ms_per_step": round(statistics.median(times["now"]), 3),
-            "speedup": round(statistics.median(ratios), 3), "same_samples": same}
+        if network:
+            times["network"].append(network_ms(current, length, steps, turn))
+            times["compiled"].append(network_ms(compiled, length, steps, turn))
+    result = {"before_ms_per_step": round(statistics.median(times["before"]), 3),
+              "ms_per_step": round(statistics.median(times["now"]), 3),
+              "speedup": round(statistics.median(ratios), 3), "same_samples": same}
+    if network:
+        for kind in ("network", "compiled"):
+            result |= {f"{kind}_ms": round(statistics.median(times[kind]), 3),
+                       f"{kind}_ceiling": round(statistics.median(
+                           [before / alone for before, alone in zip(times["before"], times[kind])]), 3)}
+    return result
 
 
 def top_costs(model, length: int, rows: int = 8) -> list[dict]:
@@ -105,13 +135,15 @@ def main():
                 earlier = old_models.build_model(old_models.model_spec(name, old_study.parse_params(
                     {**copy.deepcopy(earlier_raw), "scale": scale}))).eval()
                 current.load_state_dict(earlier.state_dict())
-                r = compare(earlier, current, args.length, steps, args.turns)
+                r = compare(earlier, current, args.length, steps, args.turns, network=name == "sdd")
                 if name == "sdd":
                     r["top_costs"] = top_costs(current, args.length)
                 results["scales"][scale][name] = r
                 what = "per SDD step" if name == "sdd" else f"per MDLM step ({steps} steps a sample)"
                 print(f"{scale} {name}: {r['before_ms_per_step']} -> {r['ms_per_step']} ms {what}, "
-                      f"speedup x{r['speedup']} (median of {args.turns}), same samples: {r['same_samples']}")
+                      f"speedup x{r['speedup']} (median of {args.turns}), same samples: {r['same_samples']}"
+                      + (f"; network alone {r['network_ms']} ms (ceiling x{r['network_ceiling']}), compiled "
+                         f"{r['compiled_ms']} ms (ceiling x{r['compiled_ceiling']})" if "network_ms" in r else ""))
                 for cost in r.get("top_costs", []):
                     print(f"    {cost['share']:6.1%}  {cost['op']}")
     write_json(args.out, results)
