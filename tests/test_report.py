@@ -1,6 +1,7 @@
 import pytest
 
 from textdiff.report import README_BLOCKS, readme_block, replace_block
+from textdiff.report.format import TIMED_APART
 from textdiff.report.groups import learning_rate_runs, learning_rate_section, length_runs, training_length_section
 from textdiff.report.study import cost_section, labelled_rows, results_table, spread_table
 from textdiff.report.variants import seed_conclusion_lines
@@ -51,7 +52,20 @@ def test_the_best_variant_is_shown_beside_its_models_seed_design():
                                   context_acc=0.3)}
     rows = labelled_rows({"ar": {}, "sdd": {}}, variants, "writes", "sdd")
     assert list(rows) == ["AR", "SDD (seed design)", "SDD best variant: writes"]
-    assert rows["SDD best variant: writes"] is variants["writes"]["metrics"]
+    assert rows["SDD best variant: writes"] == {**variants["writes"]["metrics"], TIMED_APART: True}
+
+
+def test_times_of_a_collected_run_are_marked_and_say_where_they_were_measured():
+    here = {**metrics("denoising cross-entropy", 40.0), "gen_threads": 2}
+    variants = {"writes": {"metrics": {**metrics("denoising cross-entropy", 41.0), "gen_threads": 1,
+                                       "gen_ms_per_sample": 30.0, "train_wall_s": 900.0}}}
+    table = results_table(labelled_rows({"sdd": here}, variants, "writes", "sdd"))
+    seed_row, variant_row = table.splitlines()[2:4]
+    assert "†" not in seed_row and "| 12 ms | 64 | 1.30M | 100 s |" in seed_row
+    assert "| 30 ms † | 64 | 1.30M | 900 s † |" in variant_row
+    assert ('† Timed elsewhere: "SDD best variant: writes" in its own experiment run (its evaluation on 1 CPU '
+            "thread); the other rows by this pipeline (evaluation on 2 CPU threads).") in table
+    assert "†" not in results_table(labelled_rows({"sdd": here}, {}, None, "sdd"))
 
 
 def test_seed_conclusions_are_rendered_with_their_verdicts():

@@ -42,8 +42,34 @@ def spread_cell(spread: dict | None, figure: str, fmt: str) -> str:
 def gen_time(m: dict) -> str:
     """Median batch-1 time, with the fastest run (which a busy machine cannot lower) and a mark if busy."""
     if "gen_ms_min" not in m:
-        return f"{m['gen_ms_per_sample']:.0f} ms"
-    return f"{m['gen_ms_per_sample']:.0f} ms (min {m['gen_ms_min']:.0f}){' ⚠' if m['gen_timing_busy'] else ''}"
+        return f"{m['gen_ms_per_sample']:.0f} ms{apart_mark(m)}"
+    return (f"{m['gen_ms_per_sample']:.0f} ms (min {m['gen_ms_min']:.0f}){' ⚠' if m['gen_timing_busy'] else ''}"
+            f"{apart_mark(m)}")
+
+
+TIMED_APART = "timed_apart"  # set on a table row whose metrics come from a collected experiment run
+
+
+def apart_mark(m: dict) -> str:
+    """† on a time measured in another run than the table's other rows."""
+    return " †" if m.get(TIMED_APART) else ""
+
+
+def timed_apart_note(rows: dict[str, dict]) -> str:
+    """The footnote of the † marks: where those times were measured, against the pipeline's own rows."""
+    apart = {label: m for label, m in rows.items() if m.get(TIMED_APART)}
+    if not apart:
+        return ""
+    here = next((m for m in rows.values() if not m.get(TIMED_APART)), {})
+    where = "; ".join(f'"{label}" in its own experiment run (its evaluation on {_threads(m.get("gen_threads"))})'
+                      for label, m in apart.items())
+    return (f"\n† Timed elsewhere: {where}; the other rows by this pipeline (evaluation on "
+            f"{_threads(here.get('gen_threads'))}). Times from runs on other threads, or on a machine shared with "
+            "other runs, are not comparable with each other.\n")
+
+
+def _threads(count: int | None) -> str:
+    return "an unrecorded number of CPU threads" if count is None else f"{count} CPU thread{'s' if count != 1 else ''}"
 
 
 def finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, plain_ticks: bool = False) -> None:

@@ -10,8 +10,9 @@ import pandas as pd
 from ..analysis import against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text
 from ..evaluate import TIMING_SPREAD_LIMIT
 from ..models import MODELS
-from .format import (KIND_SHORT, display_name, excluded_lines, finish_plot, gen_time, indent, margin_words,
-                     overrides_text, perplexity_cell, sampler_note, seeds_header, spread_cell, with_error)
+from .format import (KIND_SHORT, TIMED_APART, apart_mark, display_name, excluded_lines, finish_plot, gen_time,
+                     indent, margin_words, overrides_text, perplexity_cell, sampler_note, seeds_header, spread_cell,
+                     timed_apart_note, with_error)
 from .groups import LR_GROUP, SEEDS_GROUP, learning_rate_runs, learning_rate_section, spreads_by_label
 from .variants import variants_section
 
@@ -58,10 +59,10 @@ def results_table(metrics: dict[str, dict], spreads: dict[str, dict] | None = No
         lines.append(
             f"| {name} | {perplexity_cell(m)} | {spread_cell(spread, 'perplexity', '.2f')} | {m['perplexity_kind']} "
             f"| {m['nll_per_token']:.3f} | {with_error(m, 'accuracy', '.1%')} | {spread_cell(spread, 'accuracy', '.1%')} "
-            f"| {gen_time(m)} | {m['gen_steps']} | {m['parameters'] / 1e6:.2f}M | {m['train_wall_s']:.0f} s "
+            f"| {gen_time(m)} | {m['gen_steps']} | {m['parameters'] / 1e6:.2f}M | {m['train_wall_s']:.0f} s{apart_mark(m)} "
             f"| {m.get('train_epochs', float('nan')):.2f} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + timed_apart_note(metrics)
 
 
 def plot_training_loss(logs: dict[str, pd.DataFrame], path: Path) -> None:
@@ -117,19 +118,20 @@ def quality_table(metrics: dict[str, dict], reference: dict, spreads: dict[str, 
             f"| {with_error(m, 'sample_entropy', '.3f')} | {spread_cell(spread, 'entropy', '.3f')} "
             f"| {m['sample_distinct_1']:.3f} | {m['sample_distinct_2']:.3f} | {m['sample_distinct_3']:.3f} "
             f"| {m['sample_repeat_4gram_rate']:.3f} | {distance_to_real_text(m, reference):.2f} "
-            f"| {spread_cell(spread, 'distance', '.2f')} | {m['sample_ms_per_sample']:.1f} |")
-    return "\n".join(lines) + "\n"
+            f"| {spread_cell(spread, 'distance', '.2f')} | {m['sample_ms_per_sample']:.1f}{apart_mark(m)} |")
+    return "\n".join(lines) + "\n" + timed_apart_note(metrics)
 
 
 def labelled_rows(metrics: dict[str, dict], variants: dict, best: str | None,
                   variants_model: str | None) -> dict[str, dict]:
-    """Table rows by label: each model; the variants' model shown as the seed's design and, if run, its best variant."""
+    """Table rows by label: each model; the variants' model shown as the seed's design and, if run, its best variant
+    (marked as timed apart: its times come from its own experiment run)."""
     rows = {}
     for name, m in metrics.items():
         shown_with_variant = name == variants_model and best
         rows[f"{display_name(name)} (seed design)" if shown_with_variant else display_name(name)] = m
         if shown_with_variant:
-            rows[f"{display_name(name)} best variant: {best}"] = variants[best]["metrics"]
+            rows[f"{display_name(name)} best variant: {best}"] = {**variants[best]["metrics"], TIMED_APART: True}
     return rows
 
 
