@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from textdiff.report import README_BLOCKS, readme_block, replace_block
@@ -184,3 +186,16 @@ def test_labels_of_close_points_are_moved_apart_and_lone_points_keep_theirs():
     close = sorted(heights[name] for name in "abc")
     label_height = 6 * fig.dpi / 72 * 1.6
     assert all(upper - lower >= label_height - 1e-6 for lower, upper in zip(close, close[1:]))
+
+
+def test_the_readme_experiment_example_shows_the_committed_main():
+    # The pasted `dvc exp show` / `dvc metrics diff` example is not generated: its `main` figures must be the committed
+    # reports/metrics.json's, or it shows another study's numbers as this one's.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    committed = json.loads((REPO / "reports" / "metrics.json").read_text())["sdd"]
+    shown = next(line.split() for line in readme.splitlines() if line.strip().startswith("main ") and "sdd" not in line)
+    assert [float(x) for x in shown[1:5]] == pytest.approx(
+        [committed["ppl_dce"], committed["acc"], committed["judge_ppl"], committed["dist_real"]], abs=0.05)
+    diffed = {line.split()[1]: float(line.split()[2]) for line in readme.splitlines()
+              if line.startswith("reports/metrics.json  sdd.")}
+    assert diffed == {f"sdd.{key}": value for key, value in committed.items()}
