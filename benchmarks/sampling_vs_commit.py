@@ -77,8 +77,9 @@ def compare(earlier, current, length: int, steps: int, turns: int, network: bool
     (see the docstring)."""
     for model in (earlier, current):  # warm-up
         step_ms(model, length, 2)
-    compiled = torch.compile(current, dynamic=False) if network else None
+    compiled = None
     if network:
+        compiled = torch.compile(current, dynamic=False)
         network_ms(compiled, length, 2)  # compiles
     ratios, times, same = [], {"before": [], "now": [], "network": [], "compiled": []}, True
     for turn in range(turns):
