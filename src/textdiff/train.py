@@ -34,7 +34,7 @@ import io
 import math
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -129,18 +129,43 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-# --- the loop ------------------------------------------------------------------------------------
-def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | Path,
-          checkpoint_dir: str | Path = ".cache/checkpoints", progress: bool = True,
-          stop_after: int | None = None, label: str | None = None, valid_rows_path: str | Path | None = None) -> dict:
-    """Trains `model_name` and writes model.safetensors, config.json, train_log.csv, train_summary.json and,
-    given validation rows, learning_curve.csv.
+# --- the loop, in its named steps --------------------------------------------------------------
+@dataclass
+class Run:
+    """What set-up fixes for a run before its first step."""
+    label: str
+    params: object  # StudyParams (the model's training params)
+    spec: dict
+    fingerprint: dict  # what determines the weights (stored beside them)
+    resume_fingerprint: dict  # ... and the code (stored in the checkpoint)
+    checkpoint: Path
+    device: torch.device
+    rank: int
+    world: int
+    rows: torch.Tensor  # the training rows [N, L]
+    curve_rows: torch.Tensor | None  # the learning curve's validation rows, or None
 
-    label names the run in logs and checkpoints (default: the model name; the judge is an "ar" model
-    labelled "judge"). stop_after (tests only) ends the run after that many steps, as an interruption would.
-    """
-    label = label or model_name
-    out_dir, scale = Path(out_dir), params.scale
+
+@dataclass
+class Progress:
+    """What a checkpoint carries: the step reached, the log and curve so far, and the training time."""
+    start: int = 0
+    log: list = field(default_factory=list)
+    curve: list = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+def load_token_rows(path, seq_len: int, key: str, device) -> torch.Tensor:
+    rows = torch.from_numpy(load_rows(path).astype("int64")).to(device)
+    if rows.shape[1] != seq_len:
+        raise DataError(f"{path}: rows of {rows.shape[1]} tokens, but params.yaml's {key} is {seq_len}; "
+                        "rerun the pack stage (dvc repro pack)")
+    return rows
+
+
+def set_up(model_name: str, params, train_rows_path, valid_rows_path, checkpoint_dir, label: str) -> Run:
+    """The run's device and processes, its fingerprints and checkpoint (removing stale ones), its rows."""
+    scale = params.scale
     rank, world, device = distributed_setup(resolve_device(params.train.device), scale.batch_size,
                                             f"scales.{params.scale_name}.batch_size")
     spec = model_spec(model_name, params)
@@ -153,133 +178,182 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         for stale in stale_checkpoints(checkpoint_dir, label, checkpoint):
             stale.unlink()
             print(f"removed {stale}: a checkpoint of {label} written by other code or another config")
-
-    rows = torch.from_numpy(load_rows(train_rows_path).astype("int64")).to(device)
-    if rows.shape[1] != scale.seq_len:
-        raise DataError(f"{train_rows_path}: rows of {rows.shape[1]} tokens, but params.yaml's seq_len is "
-                        f"{scale.seq_len}; rerun the pack stage (dvc repro pack)")
-    curve_rows = None if valid_rows_path is None else torch.from_numpy(
-        uniform_rows(load_rows(valid_rows_path), params.train.curve_rows).astype("int64")).to(device)
-    if curve_rows is not None and curve_rows.shape[1] != scale.seq_len:
-        raise DataError(f"{valid_rows_path}: rows of {curve_rows.shape[1]} tokens, but params.yaml's seq_len is "
-                        f"{scale.seq_len}; rerun the pack stage (dvc repro pack)")
-    tokens_per_step = scale.batch_size * scale.seq_len
-    warning = epochs_warning(label, scale.steps * tokens_per_step, rows.numel(), params)
+    seq_key = f"scales.{params.scale_name}.seq_len"
+    rows = load_token_rows(train_rows_path, scale.seq_len, seq_key, device)
+    curve_rows = None
+    if valid_rows_path is not None:
+        curve_rows = uniform_rows(load_token_rows(valid_rows_path, scale.seq_len, seq_key, device),
+                                  params.train.curve_rows)
+    warning = epochs_warning(label, scale.steps * scale.batch_size * scale.seq_len, rows.numel(), params)
     if warning and rank == 0:
         print(warning)
+    return Run(label, params, spec, fingerprint, resume_fingerprint, checkpoint, device, rank, world, rows, curve_rows)
 
-    def fresh():
-        torch.manual_seed(params.seed)  # initial weights, the same on every rank
-        model = build_model(spec).to(device)
-        return model, torch.optim.AdamW(model.parameters(), lr=scale.lr, betas=(0.9, 0.99),
-                                        weight_decay=params.train.weight_decay, fused=device.type == "cuda")
-    model, optimizer = fresh()
-    start, log, curve, elapsed = 0, [], [], 0.0
-    if checkpoint.exists():
-        try:
-            start, saved, elapsed = load_checkpoint(checkpoint, model, optimizer, resume_fingerprint)
-            log, curve = saved["steps"], saved["curve"]
-            if rank == 0:
-                print(f"resuming {label} from step {start} ({checkpoint})")
-        except CorruptCheckpoint as error:
-            if rank == 0:
-                checkpoint.unlink(missing_ok=True)
-                print(f"removed an unreadable checkpoint ({error}); training {label} from step 0")
-            model, optimizer = fresh()  # as they were before the failed load
 
-    model.train()
+def fresh_model(run: Run):
+    """The model at its initial weights (the same on every rank) and its optimizer."""
+    torch.manual_seed(run.params.seed)
+    model = build_model(run.spec).to(run.device)
+    return model, torch.optim.AdamW(model.parameters(), lr=run.params.scale.lr, betas=(0.9, 0.99),
+                                    weight_decay=run.params.train.weight_decay, fused=run.device.type == "cuda")
+
+
+def resume(run: Run):
+    """(model, optimizer, progress): from the run's checkpoint where one is readable, else fresh."""
+    model, optimizer = fresh_model(run)
+    if not run.checkpoint.exists():
+        return model, optimizer, Progress()
+    try:
+        start, saved, elapsed = load_checkpoint(run.checkpoint, model, optimizer, run.resume_fingerprint)
+    except CorruptCheckpoint as error:
+        if run.rank == 0:
+            run.checkpoint.unlink(missing_ok=True)
+            print(f"removed an unreadable checkpoint ({error}); training {run.label} from step 0")
+        model, optimizer = fresh_model(run)  # as they were before the failed load
+        return model, optimizer, Progress()
+    if run.rank == 0:
+        print(f"resuming {run.label} from step {start} ({run.checkpoint})")
+    return model, optimizer, Progress(start, saved["steps"], saved["curve"], elapsed)
+
+
+def wrapped_loss(run: Run, model):
+    """model.training_loss as the module the step calls: under DDP across processes, compiled if asked."""
     loss_module = TrainingLoss(model)
-    if world > 1:
+    if run.world > 1:
         loss_module = torch.nn.parallel.DistributedDataParallel(loss_module)
-    if params.train.compile:
+    if run.params.train.compile:
         loss_module = torch.compile(loss_module)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    sync_every = SYNC_EVERY if device.type == "cuda" else 1
+    return loss_module
+
+
+def training_step(run: Run, model, optimizer, loss_module, step: int) -> tuple[float, torch.Tensor]:
+    """One AdamW step on step `step`'s batch and noise: (its learning rate, its loss, not read back)."""
+    scale = run.params.scale
+    generator = step_generator(run.params.seed, step, run.device)
+    batch = run.rows[torch.randint(len(run.rows), (scale.batch_size,), generator=generator, device=run.device)]
+    if run.world > 1:  # every rank drew the same global batch; each trains on its slice with its own noise
+        local = scale.batch_size // run.world
+        batch = batch[run.rank * local:(run.rank + 1) * local]
+        generator = step_generator(run.params.seed + 7919 * (run.rank + 1), step, run.device)
+    lr = learning_rate(step, scale.lr, scale.warmup_steps, scale.steps, run.params.train.min_lr_ratio)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    model.on_training_progress(step / scale.steps)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
+        loss = loss_module(batch, generator)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), run.params.train.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss.detach()
+    if run.world > 1:
+        dist.all_reduce(loss)
+        loss /= run.world
+    return lr, loss
+
+
+def log_window(run: Run, model, progress: Progress, pending: list, seconds: float) -> list[float]:
+    """Reads a window of steps' losses back (one wait for the device), checks each, and logs each step."""
+    scale = run.params.scale
+    values = torch.stack([entry[2] for entry in pending]).float().tolist()
+    peak = peak_flops(run.device)
+    for (step, lr, _), value in zip(pending, values):
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"{run.label}: loss is {value} at step {step + 1}; "
+                                f"the last good checkpoint is kept at {run.checkpoint}")
+        progress.elapsed += seconds
+        # Per step, as SDD's k curriculum changes its cost; only where the chip's peak is known (CUDA).
+        flops = model.training_flops_per_row(scale.seq_len) * scale.batch_size
+        progress.log.append({"step": step + 1, "loss": round(value, 6), "lr": lr,
+                             "tokens_per_s": round(scale.batch_size * scale.seq_len / seconds, 1),
+                             "elapsed_s": round(progress.elapsed, 3),
+                             "mfu": round(flops / seconds / (peak * run.world), 4) if peak else ""})
+    return values
+
+
+def add_curve_point(run: Run, model, progress: Progress, done: int) -> None:
+    """The learning curve's point at step `done`, with the mean training loss since the last point."""
+    since = [row["loss"] for row in progress.log[len(progress.log) - (done - (progress.curve[-1]["step"]
+                                                                         if progress.curve else 0)):]]
+    progress.curve.append(curve_point(model, run.curve_rows, run.params,
+                                      run.params.validation.get(run.spec["model"], {}), done,
+                                      done * run.params.scale.batch_size * run.params.scale.seq_len, since))
+
+
+def run_summary(run: Run, model, progress: Progress) -> dict:
+    scale, tokens_per_step = run.params.scale, run.params.scale.batch_size * run.params.scale.seq_len
+    log, curve = progress.log, progress.curve
+    summary = {
+        "model": run.label,
+        "parameters": count_parameters(model),
+        "steps": scale.steps,
+        "tokens_seen": scale.steps * tokens_per_step,
+        "distinct_train_tokens": run.rows.numel(),
+        "epochs": round(scale.steps * tokens_per_step / run.rows.numel(), 3),
+        "lr": scale.lr,
+        "train_wall_s": round(progress.elapsed, 2),
+        "train_tokens_per_s": round(scale.steps * tokens_per_step / progress.elapsed, 1),
+        "final_loss": log[-1]["loss"],
+        "final_valid_nll": curve[-1]["valid_nll"] if curve else None,
+        "curve_rows": len(run.curve_rows) if curve else 0,
+        "device": str(run.device),
+        "processes": run.world,
+    }
+    if peak_flops(run.device):
+        summary["mfu"] = round(statistics.median(row["mfu"] for row in log[progress.start:]), 4)
+    return summary
+
+
+def write_run(run: Run, model, progress: Progress, summary: dict, out_dir: Path) -> None:
+    save_weights(model, out_dir / "model.safetensors")
+    write_json(out_dir / "config.json", {"spec": run.spec, "fingerprint": run.fingerprint})
+    write_text(out_dir / "train_log.csv", log_csv(progress.log))
+    if progress.curve:
+        write_text(out_dir / "learning_curve.csv", log_csv(progress.curve, list(progress.curve[0])))
+    write_json(out_dir / "train_summary.json", summary)
+    run.checkpoint.unlink(missing_ok=True)
+
+
+def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | Path,
+          checkpoint_dir: str | Path = ".cache/checkpoints", progress: bool = True,
+          stop_after: int | None = None, label: str | None = None, valid_rows_path: str | Path | None = None) -> dict:
+    """Trains `model_name` and writes model.safetensors, config.json, train_log.csv, train_summary.json and,
+    given validation rows, learning_curve.csv.
+
+    label names the run in logs and checkpoints (default: the model name; the judge is an "ar" model
+    labelled "judge"). stop_after (tests only) ends the run after that many steps, as an interruption would.
+    """
+    run = set_up(model_name, params, train_rows_path, valid_rows_path, checkpoint_dir, label or model_name)
+    model, optimizer, state = resume(run)
+    model.train()
+    loss_module = wrapped_loss(run, model)
+    steps = params.scale.steps
+    sync_every = SYNC_EVERY if run.device.type == "cuda" else 1
     pending, window_tic = [], time.perf_counter()  # losses not read back yet, and when their window began
-    local_batch = scale.batch_size // world
-    peak = peak_flops(device)
-    bar = tqdm(range(start, scale.steps), initial=start, total=scale.steps, desc=f"train {label}",
-               disable=not progress or rank > 0, dynamic_ncols=True)
+    bar = tqdm(range(state.start, steps), initial=state.start, total=steps, desc=f"train {run.label}",
+               disable=not progress or run.rank > 0, dynamic_ncols=True)
     for step in bar:
-        generator = step_generator(params.seed, step, device)
-        batch = rows[torch.randint(len(rows), (scale.batch_size,), generator=generator, device=device)]
-        if world > 1:  # every rank drew the same global batch; each trains on its slice with its own noise
-            batch = batch[rank * local_batch:(rank + 1) * local_batch]
-            generator = step_generator(params.seed + 7919 * (rank + 1), step, device)
-        lr = learning_rate(step, scale.lr, scale.warmup_steps, scale.steps, params.train.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        model.on_training_progress(step / scale.steps)
-        with autocast:
-            loss = loss_module(batch, generator)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), params.train.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss.detach()
-        if world > 1:
-            dist.all_reduce(loss)
-            loss /= world
+        lr, loss = training_step(run, model, optimizer, loss_module, step)
         pending.append((step, lr, loss))
         done = step + 1
-        curve_due = curve_rows is not None and (done % params.train.curve_every_steps == 0 or done == scale.steps)
-        checkpoint_due = done % params.train.checkpoint_every == 0 and done < scale.steps
-        if len(pending) < sync_every and not (curve_due or checkpoint_due or done == scale.steps
-                                              or done == stop_after):
+        curve_due = run.curve_rows is not None and (done % params.train.curve_every_steps == 0 or done == steps)
+        checkpoint_due = done % params.train.checkpoint_every == 0 and done < steps
+        if len(pending) < sync_every and not (curve_due or checkpoint_due or done in (steps, stop_after)):
             continue
-        # Read the window's losses back (one wait for the device), check them, and log each step.
-        values = torch.stack([entry[2] for entry in pending]).float().tolist()
-        seconds = (time.perf_counter() - window_tic) / len(pending)
-        for (logged_step, logged_lr, _), value in zip(pending, values):
-            if not math.isfinite(value):
-                raise NonFiniteLoss(f"{label}: loss is {value} at step {logged_step + 1}; "
-                                    f"the last good checkpoint is kept at {checkpoint}")
-            elapsed += seconds
-            # Per step, as SDD's k curriculum changes its cost; only where the chip's peak is known (CUDA).
-            flops = model.training_flops_per_row(scale.seq_len) * scale.batch_size
-            mfu = flops / seconds / (peak * world) if peak else None
-            log.append({"step": logged_step + 1, "loss": round(value, 6), "lr": logged_lr,
-                        "tokens_per_s": round(tokens_per_step / seconds, 1), "elapsed_s": round(elapsed, 3),
-                        "mfu": round(mfu, 4) if peak else ""})
+        values = log_window(run, model, state, pending, (time.perf_counter() - window_tic) / len(pending))
         pending = []
         bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{lr:.2e}")
-        if curve_due and rank == 0:  # validation time is not training time: outside the timed window
-            since = [row["loss"] for row in log[len(log) - (done - (curve[-1]["step"] if curve else 0)):]]
-            curve.append(curve_point(model, curve_rows, params, params.validation.get(model_name, {}), done,
-                                     done * tokens_per_step, since))
-        if checkpoint_due and rank == 0:
-            save_checkpoint(checkpoint, model, optimizer, done, resume_fingerprint,
-                            {"steps": log, "curve": curve}, elapsed)
+        if curve_due and run.rank == 0:  # validation time is not training time: outside the timed window
+            add_curve_point(run, model, state, done)
+        if checkpoint_due and run.rank == 0:
+            save_checkpoint(run.checkpoint, model, optimizer, done, run.resume_fingerprint,
+                            {"steps": state.log, "curve": state.curve}, state.elapsed)
         window_tic = time.perf_counter()
         if stop_after is not None and done >= stop_after:
             return {"stopped_at": done}
     bar.close()
-    if rank > 0:
-        return {"rank": rank}
-
-    summary = {
-        "model": label,
-        "parameters": count_parameters(model),
-        "steps": scale.steps,
-        "tokens_seen": scale.steps * tokens_per_step,
-        "distinct_train_tokens": rows.numel(),
-        "epochs": round(scale.steps * tokens_per_step / rows.numel(), 3),
-        "lr": scale.lr,
-        "train_wall_s": round(elapsed, 2),
-        "train_tokens_per_s": round(scale.steps * tokens_per_step / elapsed, 1),
-        "final_loss": log[-1]["loss"],
-        "final_valid_nll": curve[-1]["valid_nll"] if curve else None,
-        "curve_rows": len(curve_rows) if curve else 0,
-        "device": str(device),
-        "processes": world,
-    }
-    if peak:
-        summary["mfu"] = round(statistics.median(row["mfu"] for row in log[start:]), 4)
-    save_weights(model, out_dir / "model.safetensors")
-    write_json(out_dir / "config.json", {"spec": spec, "fingerprint": fingerprint})
-    write_text(out_dir / "train_log.csv", log_csv(log))
-    if curve:
-        write_text(out_dir / "learning_curve.csv", log_csv(curve, list(curve[0])))
-    write_json(out_dir / "train_summary.json", summary)
-    checkpoint.unlink(missing_ok=True)
+    if run.rank > 0:
+        return {"rank": run.rank}
+    summary = run_summary(run, model, state)
+    write_run(run, model, state, summary, Path(out_dir))
     return summary
