@@ -5,7 +5,8 @@ import torch
 
 from textdiff.backbone import BackboneConfig
 from textdiff.models.base import sample_categorical
-from textdiff.models.mdlm import MaskedDiffusionLM, low_discrepancy_times
+from textdiff.models.base import low_discrepancy_times
+from textdiff.models.mdlm import MaskedDiffusionLM
 
 MASK = 3
 VOCAB = 5

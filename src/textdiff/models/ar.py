@@ -10,7 +10,7 @@ from ..backbone import BackboneConfig
 from ..checks import boolean, section
 from ..tokenizer import SPECIAL_IDS
 from . import register
-from .base import TokenModel, sample_categorical
+from .base import ModelCard, TokenModel, sample_categorical
 
 
 @dataclass(frozen=True)
@@ -20,11 +20,8 @@ class ARParams:
 
 @register
 class AutoregressiveLM(TokenModel):
-    name = "ar"
-    display_name = "AR"
-    loss_meaning = "next-token cross-entropy"
-    nll_kind = "exact"
-    accuracy_definition = "next-token argmax accuracy over all validation tokens"
+    card = ModelCard("ar", "AR", loss_meaning="next-token cross-entropy", nll_kind="exact",
+                     accuracy_definition="next-token argmax accuracy over all validation tokens")
     Params = ARParams
     benchmark_cases = {"KV cache": {"use_cache": True}, "recompute prefix": {"use_cache": False}}
     benchmark_by_length = True

@@ -5,7 +5,8 @@ knows which model it holds. Each model class also owns what the rest of the stud
 know about it, so that adding a model touches its own file (and params.yaml and dvc.yaml)
 and nothing else:
 
-- `name`, `display_name`: its params group, stage suffix and output directory; how tables name it;
+- `card` (a ModelCard): `name`, `display_name` (its params group, stage suffix and output directory; how
+  tables name it) and what its numbers mean, set on the class as attributes of the same names;
 - `Params` and `parse_params`: its params group as a dataclass, each value checked;
 - `parse_sampling`, `parse_validation`: its `sample.<name>` settings (generate() keywords, and the
   options of its validation figure);
@@ -18,6 +19,7 @@ models/__init__.py keeps the registry and builds a model from the spec stored be
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar
 
 import torch
@@ -33,6 +35,16 @@ PERPLEXITY_MEANING = {
     "bound": "exp(NELBO per token), averaged over several t per row: an upper bound on the true perplexity",
     "denoising cross-entropy": "exp(cross-entropy of the denoiser at random t): not a likelihood",
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+    """What a model is called and what its numbers mean; StudyModel sets each field as a class attribute."""
+    name: str  # params group, stage suffix (train@<name>) and output directory (models/<name>)
+    display_name: str  # how tables and plots name it
+    loss_meaning: str  # what training_loss is, in words (the training-loss plot's legend)
+    nll_kind: str  # what validation_sums' NLL is: a key of PERPLEXITY_MEANING
+    accuracy_definition: str  # what validation_sums' accuracy counts, in words for the report
 
 
 class StudyModel(nn.Module):
@@ -54,6 +66,12 @@ class StudyModel(nn.Module):
     #: and whether it also compares the first two at several sample lengths.
     benchmark_cases: ClassVar[dict[str, dict]] = {}
     benchmark_by_length: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "card" in cls.__dict__:
+            for field in dataclasses.fields(ModelCard):
+                setattr(cls, field.name, getattr(cls.card, field.name))
 
     # --- params ------------------------------------------------------------------------------
     @classmethod
@@ -155,3 +173,57 @@ def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch
     u = torch.rand(probs.shape[:-1] + (1,), dtype=torch.float64, generator=generator, device=probs.device)
     index = torch.searchsorted(cdf, u * cdf[..., -1:], right=True)
     return index.squeeze(-1).clamp_(max=probs.shape[-1] - 1)
+
+
+# --- what the diffusion models share: their noise schedules and how t is drawn ---------------------
+class LogLinearSchedule:
+    """alpha_t = 1 - t: the MDLM paper's default; MDLM's weight -alpha'_t / (1 - alpha_t) = 1/t."""
+
+    def alpha(self, t):
+        return 1 - t
+
+    def alpha_derivative(self, t):
+        return -torch.ones_like(t) if isinstance(t, torch.Tensor) else -1.0
+
+    def weight(self, t):
+        return 1 / t
+
+
+class CosineSchedule:
+    """alpha_t = cos(pi t / 2); MDLM's weight (pi/2) sin(pi t/2) / (1 - cos(pi t/2))."""
+
+    def alpha(self, t):
+        return torch.cos(math.pi / 2 * t)
+
+    def alpha_derivative(self, t):
+        return -(math.pi / 2) * torch.sin(math.pi / 2 * t)
+
+    def weight(self, t):
+        return (math.pi / 2) * torch.sin(math.pi / 2 * t) / (1 - torch.cos(math.pi / 2 * t))
+
+
+SCHEDULES = {"loglinear": LogLinearSchedule, "cosine": CosineSchedule}
+
+
+def low_discrepancy_times(batch_size: int, t_eps: float, generator, device) -> torch.Tensor:
+    """One t per row, stratified over [t_eps, 1]: a shared random offset plus i/B (antithetic-style)."""
+    offset = torch.rand((), generator=generator, device=device)
+    u = (offset + torch.arange(batch_size, device=device) / batch_size) % 1.0
+    return t_eps + (1 - t_eps) * u
+
+
+def averaged_over_t_draws(rows: torch.Tensor, t_draws: int, t_eps: float, generator, terms) -> dict:
+    """A diffusion model's validation sums per row: terms(t) -> (NELBO [B], hits [B], predictions [B]) at t
+    drawn stratified over t_draws strata of [t_eps, 1] per row; the NELBO averaged over the draws (an upper
+    bound on the NLL), the hits and predictions summed."""
+    nll = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
+    correct = torch.zeros(len(rows), dtype=torch.long, device=rows.device)
+    predicted = torch.zeros(len(rows), dtype=torch.long, device=rows.device)
+    for draw in range(t_draws):
+        u = (torch.rand((rows.shape[0],), generator=generator, device=rows.device) + draw) / t_draws
+        nelbo, hits, predictions = terms(t_eps + (1 - t_eps) * u)
+        nll += nelbo.double() / t_draws
+        correct += hits
+        predicted += predictions
+    tokens = torch.full((len(rows),), rows.shape[1], device=rows.device)
+    return {"nll": nll, "tokens": tokens, "correct": correct, "predicted": predicted}

@@ -20,37 +20,8 @@ from ..backbone import BackboneConfig
 from ..checks import boolean, choice, integer, number, section
 from ..tokenizer import SPECIAL_IDS
 from . import register
-from .base import TokenModel, sample_categorical, sampling_steps
-
-
-class LogLinearSchedule:
-    """alpha_t = 1 - t: the MDLM paper's default; w(t) = 1/t."""
-
-    def alpha(self, t):
-        return 1 - t
-
-    def weight(self, t):
-        return 1 / t
-
-
-class CosineSchedule:
-    """alpha_t = cos(pi t / 2); w(t) = (pi/2) sin(pi t/2) / (1 - cos(pi t/2))."""
-
-    def alpha(self, t):
-        return torch.cos(math.pi / 2 * t)
-
-    def weight(self, t):
-        return (math.pi / 2) * torch.sin(math.pi / 2 * t) / (1 - torch.cos(math.pi / 2 * t))
-
-
-SCHEDULES = {"loglinear": LogLinearSchedule, "cosine": CosineSchedule}
-
-
-def low_discrepancy_times(batch_size: int, t_eps: float, generator, device) -> torch.Tensor:
-    """One t per row, stratified over [t_eps, 1]: a shared random offset plus i/B (antithetic-style)."""
-    offset = torch.rand((), generator=generator, device=device)
-    u = (offset + torch.arange(batch_size, device=device) / batch_size) % 1.0
-    return t_eps + (1 - t_eps) * u
+from .base import (SCHEDULES, ModelCard, TokenModel, averaged_over_t_draws, low_discrepancy_times,
+                   sample_categorical, sampling_steps)
 
 
 @dataclass(frozen=True)
@@ -62,11 +33,8 @@ class MDLMParams:
 
 @register
 class MaskedDiffusionLM(TokenModel):
-    name = "mdlm"
-    display_name = "MDLM"
-    loss_meaning = "NELBO per token (masked cross-entropy weighted by 1/t)"
-    nll_kind = "bound"
-    accuracy_definition = "argmax accuracy on masked tokens at the validation t draws"
+    card = ModelCard("mdlm", "MDLM", loss_meaning="NELBO per token (masked cross-entropy weighted by 1/t)",
+                     nll_kind="bound", accuracy_definition="argmax accuracy on masked tokens at the validation t draws")
     Params = MDLMParams
     benchmark_cases = {"cached": {"use_cache": True}, "uncached": {"use_cache": False}}
 
@@ -126,19 +94,11 @@ class MaskedDiffusionLM(TokenModel):
     def validation_sums(self, rows, generator, t_draws: int = 4):
         """Per row: the NELBO averaged over t_draws stratified t, an upper bound on the NLL (so PPL is '<='),
         and the argmax accuracy at the masked positions of those draws."""
-        nll = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
-        correct = torch.zeros(len(rows), dtype=torch.long, device=rows.device)
-        predicted = torch.zeros(len(rows), dtype=torch.long, device=rows.device)
-        for draw in range(t_draws):
-            u = (torch.rand((rows.shape[0],), generator=generator, device=rows.device) + draw) / t_draws
-            t = self.t_eps + (1 - self.t_eps) * u
+        def terms(t):
             nelbo, log_probs, masked = self.nelbo_terms(rows, t, generator)
-            nll += nelbo.double() / t_draws
             hits = torch.zeros_like(masked).masked_scatter(masked, log_probs.argmax(-1) == rows[masked])
-            correct += hits.sum(1)
-            predicted += masked.sum(1)
-        tokens = torch.full((len(rows),), rows.shape[1], device=rows.device)
-        return {"nll": nll, "tokens": tokens, "correct": correct, "predicted": predicted}
+            return nelbo, hits.sum(1), masked.sum(1)
+        return averaged_over_t_draws(rows, t_draws, self.t_eps, generator, terms)
 
     @torch.no_grad()
     def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,

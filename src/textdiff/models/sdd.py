@@ -36,7 +36,7 @@ from ..backbone import Backbone, BackboneConfig, init_weights, sinusoidal_embedd
 from ..checks import boolean, choice, integer, number, section
 from ..flops import transformer_training_flops
 from . import register
-from .base import StudyModel, sampling_steps
+from .base import ModelCard, StudyModel, sampling_steps
 
 MIN_PROB = 1e-12  # keeps log p finite for candidates whose softmax probability underflowed
 
@@ -73,11 +73,9 @@ class SDDParams:
 
 @register
 class SparseDistributionLM(StudyModel):
-    name = "sdd"
-    display_name = "SDD"
-    loss_meaning = "denoising cross-entropy at random t"
-    nll_kind = "denoising cross-entropy"
-    accuracy_definition = "argmax accuracy at all positions of a training-noised candidate state, t ~ U(0, 1)"
+    card = ModelCard("sdd", "SDD", loss_meaning="denoising cross-entropy at random t", nll_kind="denoising cross-entropy",
+                     accuracy_definition="argmax accuracy at all positions of a training-noised candidate state, "
+                                         "t ~ U(0, 1)")
     # context_only_accuracy (see validation_sums): the same states with the true token removed from 15% of positions
     Params = SDDParams
     validation_accuracies = {"accuracy": ("correct", "predicted"),
