@@ -213,17 +213,15 @@ def low_discrepancy_times(batch_size: int, t_eps: float, generator, device) -> t
 
 
 def averaged_over_t_draws(rows: torch.Tensor, t_draws: int, t_eps: float, generator, terms) -> dict:
-    """A diffusion model's validation sums per row: terms(t) -> (NELBO [B], hits [B], predictions [B]) at t
-    drawn stratified over t_draws strata of [t_eps, 1] per row; the NELBO averaged over the draws (an upper
-    bound on the NLL), the hits and predictions summed."""
+    """A diffusion model's validation sums per row: terms(t) -> (NELBO [B], {count name: [B]}) at t drawn
+    stratified over t_draws strata of [t_eps, 1] per row; the NELBO averaged over the draws (an upper bound
+    on the NLL), each count (hits, predictions) summed over them."""
     nll = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
-    correct = torch.zeros(len(rows), dtype=torch.long, device=rows.device)
-    predicted = torch.zeros(len(rows), dtype=torch.long, device=rows.device)
+    counts = {}
     for draw in range(t_draws):
         u = (torch.rand((rows.shape[0],), generator=generator, device=rows.device) + draw) / t_draws
-        nelbo, hits, predictions = terms(t_eps + (1 - t_eps) * u)
+        nelbo, draw_counts = terms(t_eps + (1 - t_eps) * u)
         nll += nelbo.double() / t_draws
-        correct += hits
-        predicted += predictions
-    tokens = torch.full((len(rows),), rows.shape[1], device=rows.device)
-    return {"nll": nll, "tokens": tokens, "correct": correct, "predicted": predicted}
+        for name, count in draw_counts.items():
+            counts[name] = counts.get(name, 0) + count.long()
+    return {"nll": nll, "tokens": torch.full((len(rows),), rows.shape[1], device=rows.device), **counts}

@@ -97,7 +97,7 @@ class MaskedDiffusionLM(TokenModel):
         def terms(t):
             nelbo, log_probs, masked = self.nelbo_terms(rows, t, generator)
             hits = torch.zeros_like(masked).masked_scatter(masked, log_probs.argmax(-1) == rows[masked])
-            return nelbo, hits.sum(1), masked.sum(1)
+            return nelbo, {"correct": hits.sum(1), "predicted": masked.sum(1)}
         return averaged_over_t_draws(rows, t_draws, self.t_eps, generator, terms)
 
     @torch.no_grad()
