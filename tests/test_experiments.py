@@ -4,6 +4,7 @@ import yaml
 from textdiff.errors import ParamError
 from textdiff.experiments import (changed_keys, exp_run_command, flatten, read_groups, study_hashes, study_params,
                                   upstream_stages)
+from textdiff.models import model_names
 from tests.conftest import REPO
 
 
@@ -33,7 +34,7 @@ def test_a_run_is_a_dvc_experiment_of_its_groups_stages_with_the_group_settings(
 def test_a_group_that_reproduces_the_report_collects_every_model(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"seed": 0, "experiments": {"seeds": {"stages": ["report"], "runs": {"s1": {"seed": 1}}}}}))
-    assert read_groups(path)["seeds"].models == ("ar", "mdlm", "sdd")
+    assert read_groups(path)["seeds"].models == model_names()
 
 
 @pytest.mark.parametrize("groups", [None, {}, {"bad name!": {"stages": ["report"], "runs": {"a": {"k": 2}}}},

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+from textdiff.models import model_names
 from tests.conftest import REPO
 
 
@@ -13,7 +14,7 @@ def test_the_gpu_check_runs_end_to_end_on_cpu_at_a_micro_size(tmp_path):
                     "--out", str(out)], check=True, capture_output=True, text=True, timeout=600)
     result = json.loads(out.read_text())
     assert result["device"] == "cpu" and result["gpu_tests"]["passed"]
-    assert set(result["models"]) == {"ar", "mdlm", "sdd"}
+    assert set(result["models"]) == set(model_names())
     for name, row in result["models"].items():
         assert row["eager"]["median_step_s"] > 0 and row["generation_batch1_ms"]["min"] > 0
         assert row["training"]["steps"] == 30

@@ -21,6 +21,7 @@ from textdiff.io import atomic_path, write_json
 from textdiff.tokenizer import train_tokenizer
 from textdiff.checkpoints import load_trained
 from textdiff.train import train
+from textdiff.models import model_names
 from tests.conftest import REPO, micro_params_dict
 
 
@@ -109,7 +110,7 @@ def test_unknown_model_is_a_one_line_error(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), "gpt"], cwd=tmp_path,
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown model 'gpt'; expected one of ar, mdlm, sdd"
+    assert result.stderr.strip() == f"error: unknown model 'gpt'; expected one of {', '.join(model_names())}"
 
 
 def test_a_model_file_changed_between_interruption_and_rerun_starts_training_over(tmp_path):
