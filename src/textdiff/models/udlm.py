@@ -1,0 +1,184 @@
+"""UDLM: uniform-state discrete diffusion with its continuous-time NELBO (Schiff et al. 2024, "Simple Guidance
+Mechanisms for Discrete Diffusion Models"; the same bound as DUO, Sahoo et al. 2025, and as SEDD with uniform
+rates).
+
+Forward process over the K tokens data can hold (every id but pad, bos and mask; `<eos>` ends each story in
+the packed rows, so it is one of the K): z_t ~ Cat(alpha_t e_x + (1 - alpha_t)/K), so at t = 1 every token
+is equally likely and no prior term remains. Unlike MDLM's MASK, a corrupted position holds a real token,
+so the network must tell from context which positions to trust, and the sampler can revise any position at
+any step. With x_bar = K alpha_t e_x + (1 - alpha_t) and x_bar_theta the same with the network's x_theta,
+and i the token z_t holds, the NELBO per token is the integral over t of
+
+    (-alpha'_t / (K alpha_t)) * sum_{j != i} s_j * (r_j/s_j - 1 - log(r_j/s_j)),
+    r_j = x_bar_theta[j] / x_bar_theta[i],  s_j = x_bar[j] / x_bar[i],
+
+which is the papers' bracket K/x_bar_theta[i] - K/x_bar[i] - sum_j s_j log(r_j/s_j) rewritten with
+sum_j x_bar_theta[j] = sum_j x_bar[j] = K: every term is >= 0 and 0 exactly when x_theta = e_x, and the form
+stays accurate as alpha_t -> 0, where each term is second order. The integral is estimated at t drawn
+low-discrepancy over the batch; it bounds the NLL from above ("<="). The bound's optimum is the token's
+distribution given the other positions, not the posterior E[x | z_t] (study-design.md).
+
+Sampling is ancestral from the uniform prior, with the exact posterior of the forward process given x_theta,
+    q(z_s = y | z_t, x_theta) ∝ (alpha_{t|s} 1[y = z_t] + (1 - alpha_{t|s})/K) (alpha_s x_theta[y] + (1 - alpha_s)/K),
+drawn in float64; every position may change at every step. Like MDLM, the network has no time input.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..backbone import BackboneConfig
+from ..checks import boolean, choice, integer, number, section
+from ..tokenizer import SPECIAL_IDS
+from . import register
+from .base import (SCHEDULES, ModelCard, TokenModel, averaged_over_t_draws, low_discrepancy_times,
+                   sample_categorical, sampling_steps)
+
+#: Ids no data position holds, so neither the noise nor the sampler ever proposes them.
+NEVER_IN_DATA = (SPECIAL_IDS["pad"], SPECIAL_IDS["bos"], SPECIAL_IDS["mask"])
+
+
+def data_tokens(vocab_size: int, device=None) -> torch.Tensor:
+    """[V] bool: the K tokens data can hold."""
+    allowed = torch.ones(vocab_size, dtype=torch.bool, device=device)
+    allowed[list(NEVER_IN_DATA)] = False
+    return allowed
+
+
+def forward_marginal(x: torch.Tensor, alpha, allowed: torch.Tensor) -> torch.Tensor:
+    """q(z_t | x) [..., V] for tokens x [...] at alpha_t (a number or broadcastable to x): alpha on x plus
+    (1 - alpha)/K on each of the K data tokens."""
+    alpha = torch.as_tensor(alpha, dtype=torch.float64, device=x.device)
+    alpha = alpha.reshape(alpha.shape + (1,) * (x.dim() - alpha.dim()))[..., None]
+    onehot = torch.nn.functional.one_hot(x, len(allowed)).to(torch.float64)
+    return alpha * onehot + (1 - alpha) * allowed.to(torch.float64) / allowed.sum()
+
+
+def nelbo_bracket(log_x_theta: torch.Tensor, x: torch.Tensor, z: torch.Tensor, alpha: torch.Tensor,
+                  allowed: torch.Tensor) -> torch.Tensor:
+    """The NELBO's bracket at each position [...]: log_x_theta [..., V] the denoiser's log-probabilities
+    (-inf off the data tokens), x the clean tokens, z the noisy ones, alpha [...] alpha_t per position."""
+    size = allowed.sum().to(log_x_theta.dtype)
+    alpha = alpha.to(log_x_theta.dtype)[..., None]
+    log_keep, log_spread = torch.log(size * alpha), torch.log1p(-alpha)
+    log_bar_theta = torch.logaddexp(log_keep + log_x_theta, log_spread)  # log x_bar_theta [..., V]
+    is_x = torch.nn.functional.one_hot(x, log_x_theta.shape[-1]).bool()
+    log_bar = torch.where(is_x, torch.logaddexp(log_keep, log_spread), log_spread)  # log x_bar [..., V]
+    at_z = z[..., None]
+    log_ratio = (log_bar_theta - log_bar_theta.gather(-1, at_z)) - (log_bar - log_bar.gather(-1, at_z))
+    s = torch.exp(log_bar - log_bar.gather(-1, at_z))
+    terms = s * (torch.expm1(log_ratio) - log_ratio)  # s (r/s - 1 - log(r/s)); 0 at j = z
+    return terms.masked_fill(~allowed, 0.0).sum(-1)
+
+
+def nelbo_per_token(schedule, log_x_theta, x, z, t: torch.Tensor, allowed) -> torch.Tensor:
+    """The integrand of the NELBO at each position [...] at times t [...]: the weight -alpha'_t / (K alpha_t)
+    times the bracket."""
+    alpha = schedule.alpha(t)
+    weight = -schedule.alpha_derivative(t) / (allowed.sum() * alpha)
+    return weight * nelbo_bracket(log_x_theta, x, z, alpha, allowed)
+
+
+def posterior(z: torch.Tensor, x_theta: torch.Tensor, alpha_t, alpha_s, allowed: torch.Tensor) -> torch.Tensor:
+    """q(z_s | z_t, x_theta) [..., V] (normalised, zero off the data tokens), for s < t (alpha_s > alpha_t)."""
+    size = allowed.sum().to(torch.float64)
+    alpha_ts = alpha_t / alpha_s
+    onehot = torch.nn.functional.one_hot(z, x_theta.shape[-1]).to(torch.float64)
+    from_z = alpha_ts * onehot + (1 - alpha_ts) / size
+    from_x = alpha_s * x_theta.to(torch.float64) + (1 - alpha_s) / size
+    probs = (from_z * from_x).masked_fill(~allowed, 0.0)
+    return probs / probs.sum(-1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class UDLMParams:
+    tie_embeddings: bool
+    schedule: str  # a key of SCHEDULES
+    t_eps: float  # t is drawn from [t_eps, 1]
+
+
+@register
+class UniformDiffusionLM(TokenModel):
+    card = ModelCard("udlm", "UDLM", loss_meaning="NELBO per token (uniform-state diffusion)", nll_kind="bound",
+                     accuracy_definition="argmax accuracy at every position of z_t at the validation t draws")
+    # context_only_accuracy: at the positions noise changed (z_t != x), where only the context tells the token
+    validation_accuracies = {"accuracy": ("correct", "predicted"),
+                             "context_only_accuracy": ("context_only_correct", "context_only_predicted")}
+    Params = UDLMParams
+
+    @classmethod
+    def parse_params(cls, raw, vocab_size):
+        group = section(raw, "udlm")
+        return UDLMParams(boolean(group, "tie_embeddings", "udlm."), choice(group, "schedule", "udlm.", tuple(SCHEDULES)),
+                          number(group, "t_eps", "udlm.", 0, 1, low_open=True, high_open=True))
+
+    @classmethod
+    def parse_sampling(cls, group, prefix):
+        return {**super().parse_sampling(group, prefix), "steps": sampling_steps(group, prefix),
+                "greedy_final": boolean(group, "greedy_final", prefix)}
+
+    @classmethod
+    def parse_validation(cls, group, prefix):
+        return {"t_draws": integer(group, "valid_t_draws", prefix, high=1000)}
+
+    def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool, schedule: str, t_eps: float):
+        super().__init__(vocab_size, backbone, tie_embeddings)
+        self.schedule = SCHEDULES[schedule]()
+        self.t_eps = t_eps
+        self.register_buffer("allowed", data_tokens(vocab_size), persistent=False)
+        self.register_buffer("allowed_ids", self.allowed.nonzero().squeeze(-1), persistent=False)
+
+    def denoiser_log_probs(self, noisy: torch.Tensor) -> torch.Tensor:
+        """log x_theta(z_t) [B, L, V]: the network's distribution over the data tokens (-inf elsewhere)."""
+        return self.logits(noisy).float().masked_fill(~self.allowed, -math.inf).log_softmax(-1)
+
+    def add_noise(self, rows: torch.Tensor, t: torch.Tensor, generator) -> torch.Tensor:
+        """z_t: each token kept with probability alpha_t, else replaced by a uniform draw from the K tokens."""
+        keep = torch.rand(rows.shape, generator=generator, device=rows.device) < self.schedule.alpha(t)[:, None]
+        draws = torch.randint(len(self.allowed_ids), rows.shape, generator=generator, device=rows.device)
+        return torch.where(keep, rows, self.allowed_ids[draws])
+
+    def nelbo_terms(self, rows, t, generator):
+        """Per-row NELBO [B] (nats, summed over positions) at times t [B]; z_t and the denoiser's log-probs."""
+        noisy = self.add_noise(rows, t, generator)
+        log_x_theta = self.denoiser_log_probs(noisy)
+        per_token = nelbo_per_token(self.schedule, log_x_theta, rows, noisy, t[:, None].expand(rows.shape),
+                                    self.allowed)
+        return per_token.sum(1), noisy, log_x_theta
+
+    def training_loss(self, rows, generator):
+        t = low_discrepancy_times(rows.shape[0], self.t_eps, generator, rows.device)
+        nelbo, _, _ = self.nelbo_terms(rows, t, generator)
+        return nelbo.sum() / rows.numel()
+
+    @torch.no_grad()
+    def validation_sums(self, rows, generator, t_draws: int = 4):
+        """Per row: the NELBO averaged over t_draws stratified t (an upper bound on the NLL: PPL '<='); the
+        argmax accuracy at every position and at the positions the noise changed."""
+        def terms(t):
+            nelbo, noisy, log_x_theta = self.nelbo_terms(rows, t, generator)
+            hits, corrupted = log_x_theta.argmax(-1) == rows, noisy != rows
+            everywhere = torch.full((len(rows),), rows.shape[1], device=rows.device)
+            return nelbo, {"correct": hits.sum(1), "predicted": everywhere,
+                           "context_only_correct": (hits & corrupted).sum(1),
+                           "context_only_predicted": corrupted.sum(1)}
+        return averaged_over_t_draws(rows, t_draws, self.t_eps, generator, terms)
+
+    @torch.no_grad()
+    def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,
+                 greedy_final: bool = False):
+        """Ancestral sampling from the uniform prior at t=1 to t=0 in `steps` steps, each position drawn from
+        the posterior q(z_s | z_t, x_theta) (float64); greedy_final: the last step takes its most likely token."""
+        draws = torch.randint(len(self.allowed_ids), (batch_size, length), generator=generator, device=self.device)
+        tokens = self.allowed_ids[draws]
+        times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=self.device)
+        for step, (t, s) in enumerate(zip(times[:-1], times[1:])):
+            x_theta = torch.softmax(self.denoiser_log_probs(tokens).double() / temperature, dim=-1)
+            probs = posterior(tokens, x_theta, self.schedule.alpha(t), self.schedule.alpha(s), self.allowed)
+            if greedy_final and step == steps - 1:
+                tokens = probs.argmax(-1)
+            else:
+                tokens = sample_categorical(probs, generator)
+        return tokens
