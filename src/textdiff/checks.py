@@ -36,6 +36,9 @@ def number(group: dict, key: str, prefix: str, low: float, high: float, low_open
     value = group.get(key)
     if optional and value is None:
         return None
+    if isinstance(value, str) and _reads_as_number(value):
+        fail(prefix + key, f"is the string {value!r}, not a number (YAML reads exponent notation as a number only "
+             f"with a dot and a signed exponent): write {float(value):.1e}", value)
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
         ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
@@ -43,6 +46,14 @@ def number(group: dict, key: str, prefix: str, low: float, high: float, low_open
         fail(prefix + key, f"must be a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}",
              value)
     return float(value)
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def boolean(group: dict, key: str, prefix: str) -> bool:
