@@ -35,7 +35,10 @@ def _set(raw, dotted, value):
     ("evaluate.sample_length", 1000), ("train.device", "tpu"), ("data.valid_fraction", 1.5),
     ("sdd.index_swap", "sometimes"), ("sdd.schedule", "sqrt"), ("sdd.shuffle_slots", 1),
     ("sample.sdd.candidates", "top_p"), ("sample.sdd.final_temperature", 0), ("sample.sdd.renoise", "no"),
-    ("sample.ar.sweep", None),
+    ("sample.ar.sweep", None), ("sample.ar.top_p", 0), ("sample.ar.top_p", 1.5), ("sample.ar.top_k", 0),
+    ("sample.mdlm.order", "random"), ("sample.mdlm.remask", "loop"), ("sample.mdlm.remask_eta", 2.0),
+    ("sample.mdlm.top_p", -0.1), ("sample.udlm.top_p", 2), ("sample.udlm.greedy_final", "yes"),
+    ("udlm.schedule", "sqrt"), ("udlm.t_eps", 0),
 ])
 def test_bad_value_is_one_line_error_naming_the_key(micro_raw, key, value):
     _set(micro_raw, key, value)
@@ -65,6 +68,17 @@ def test_stages_that_build_no_model_still_refuse_unknown_shared_keys(micro_raw):
     _set(micro_raw, "data.train_storiez", 5)
     with pytest.raises(ParamError, match="unknown key data.train_storiez"):
         shared_params(micro_raw)
+
+
+def test_a_number_yaml_read_as_a_string_says_so_and_how_to_write_it(micro_raw):
+    micro_raw["scales"]["cpu"]["lr"] = yaml.safe_load("lr: 1e-3")["lr"]  # '1e-3': YAML 1.1 wants a dot
+    with pytest.raises(ParamError) as error:
+        parse_params(micro_raw)
+    assert str(error.value) == ("params.yaml: scales.cpu.lr is the string '1e-3', not a number (YAML reads exponent "
+                                "notation as a number only with a dot and a signed exponent): write 1.0e-03, "
+                                "got '1e-3'")
+    micro_raw["scales"]["cpu"]["lr"] = yaml.safe_load("lr: 1.0e-03")["lr"]
+    assert parse_params(micro_raw).scale.lr == 0.001
 
 
 def test_a_seed_too_large_for_the_step_generators_is_refused(micro_raw):

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from ..backbone import BackboneConfig
-from ..checks import boolean, section
+from ..checks import boolean, integer, section
 from ..tokenizer import SPECIAL_IDS
 from . import register
-from .base import ModelCard, TokenModel, sample_categorical
+from .base import ModelCard, TokenModel, nucleus, sample_categorical, top_k_only, top_p_option
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class AutoregressiveLM(TokenModel):
     @classmethod
     def parse_params(cls, raw, vocab_size):
         return ARParams(boolean(section(raw, "ar"), "tie_embeddings", "ar."))
+
+    @classmethod
+    def parse_sampling(cls, group, prefix):
+        return {**super().parse_sampling(group, prefix), "top_p": top_p_option(group, prefix),
+                "top_k": integer(group, "top_k", prefix, optional=True)}
 
     def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool = True,
                  bos_id: int = SPECIAL_IDS["bos"]):
@@ -59,14 +64,18 @@ class AutoregressiveLM(TokenModel):
                 "predicted": tokens}
 
     @torch.no_grad()
-    def generate(self, batch_size, length, generator, temperature: float = 1.0, use_cache: bool = True):
+    def generate(self, batch_size, length, generator, temperature: float = 1.0, use_cache: bool = True,
+                 top_p: float | None = None, top_k: int | None = None):
+        """Left to right, each token drawn (float64) from softmax(logits / temperature), restricted to its
+        top_k most probable tokens and then to its nucleus of mass top_p where those are set."""
         tokens = torch.full((batch_size, 1), self.bos_id, dtype=torch.long, device=self.device)
         cache = self.backbone.new_cache() if use_cache else None
         step_input = tokens
         for _ in range(length):
             # With the cache only the newest token goes through the network; without it, the whole prefix.
             logits = self.logits(step_input if use_cache else tokens, cache)[:, -1].double()
-            next_token = sample_categorical(torch.softmax(logits / temperature, dim=-1), generator)
+            probs = nucleus(top_k_only(torch.softmax(logits / temperature, dim=-1), top_k), top_p)
+            next_token = sample_categorical(probs, generator)
             tokens = torch.cat((tokens, next_token[:, None]), dim=1)
             step_input = next_token[:, None]
         return tokens[:, 1:]

@@ -161,6 +161,32 @@ def sampling_steps(group: dict, prefix: str) -> int:
     return integer(group, "steps", prefix, high=100000)
 
 
+def nucleus(probs: torch.Tensor, top_p: float | None) -> torch.Tensor:
+    """probs [..., V] restricted to each row's nucleus (Holtzman et al. 2020): the fewest most probable tokens
+    whose mass reaches top_p (the most probable always kept), the rest zeroed; not renormalised (the
+    categorical draw does not need it). top_p None: probs unchanged."""
+    if top_p is None:
+        return probs
+    ordered, order = probs.sort(dim=-1, descending=True)
+    mass_before = ordered.cumsum(-1) - ordered
+    keep_sorted = mass_before < top_p * ordered.sum(-1, keepdim=True)
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return probs * keep
+
+
+def top_k_only(probs: torch.Tensor, top_k: int | None) -> torch.Tensor:
+    """probs [..., V] with all but each row's top_k most probable tokens zeroed (None: unchanged)."""
+    if top_k is None or top_k >= probs.shape[-1]:
+        return probs
+    threshold = probs.topk(top_k, dim=-1).values[..., -1:]
+    return probs * (probs >= threshold)
+
+
+def top_p_option(group: dict, prefix: str):
+    """A sampler's `top_p` (null: off): the nucleus mass, in (0, 1]."""
+    return number(group, "top_p", prefix, 0, 1, low_open=True, optional=True)
+
+
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One draw per row of probs [..., V] (need not be normalised), by inverse CDF in float64.
 

@@ -7,7 +7,9 @@ positions cost anything. Loss: the continuous-time NELBO
     sum over masked positions of w(t) * -log p(x_0 | x_t),  w(t) = -alpha'(t) / (1 - alpha(t)),
 per token, with t drawn low-discrepancy over the batch. The output head runs at
 masked positions only (carry-over is exact, so nothing else is scored). Sampling
-is ancestral from all-MASK, with the network output reused while no token changes.
+is ancestral from all-MASK, with the network output reused while no token changes;
+options (each off by default): confidence- or margin-ordered unmasking, ReMDM
+remasking, nucleus sampling.
 """
 from __future__ import annotations
 
@@ -20,8 +22,12 @@ from ..backbone import BackboneConfig
 from ..checks import boolean, choice, integer, number, section
 from ..tokenizer import SPECIAL_IDS
 from . import register
-from .base import (SCHEDULES, ModelCard, TokenModel, averaged_over_t_draws, low_discrepancy_times,
-                   sample_categorical, sampling_steps)
+from .base import (SCHEDULES, ModelCard, TokenModel, averaged_over_t_draws, low_discrepancy_times, nucleus,
+                   sample_categorical, sampling_steps, top_p_option)
+
+
+ORDERS = ("ancestral", "confidence", "margin")  # which masked positions a step unmasks
+REMASKING = ("cap", "rescale")  # ReMDM's strategies for sigma_t
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,10 @@ class MaskedDiffusionLM(TokenModel):
 
     @classmethod
     def parse_sampling(cls, group, prefix):
-        return {**super().parse_sampling(group, prefix), "steps": sampling_steps(group, prefix)}
+        remask = choice(group, "remask", prefix, ("none",) + REMASKING)
+        return {**super().parse_sampling(group, prefix), "steps": sampling_steps(group, prefix),
+                "order": choice(group, "order", prefix, ORDERS), "remask": None if remask == "none" else remask,
+                "remask_eta": number(group, "remask_eta", prefix, 0, 1), "top_p": top_p_option(group, prefix)}
 
     @classmethod
     def parse_validation(cls, group, prefix):
@@ -102,32 +111,86 @@ class MaskedDiffusionLM(TokenModel):
 
     @torch.no_grad()
     def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,
-                 use_cache: bool = True):
-        """Ancestral sampling from all-MASK at t=1 to t=0 in `steps` steps; unmasked tokens never change.
+                 use_cache: bool = True, order: str = "ancestral", remask: str | None = None,
+                 remask_eta: float = 0.0, top_p: float | None = None):
+        """From all-MASK at t=1 to t=0 in `steps` steps; tokens drawn (float64) from p_theta(x_0 | x_t) at
+        `temperature`, within its nucleus `top_p` where set.
 
-        Each step draws from q(x_s | x_t): a masked position becomes a token with probability
-        (alpha_s - alpha_t) / (1 - alpha_t), the token drawn from p_theta(x_0 | x_t), else it stays MASK.
-        The draw is split into "does it unmask" and "which token", which is the same distribution
-        (SUBS gives MASK no mass) but draws tokens only where they are needed. With the cache, the
-        network runs only when some position unmasks, and its output is reused until the input changes.
+        order "ancestral" (the default) draws from q(x_s | x_t): a masked position unmasks with probability
+        (alpha_s - alpha_t) / (1 - alpha_t). The draw is split into "does it unmask" and "which token", the
+        same distribution (SUBS gives MASK no mass) with tokens drawn only where needed; with the cache, the
+        network runs only when some position unmasks, its output reused until the input changes.
+        order "confidence" / "margin" (MaskGIT; LLaDA's low-confidence remasking) draws a token at every
+        masked position and unmasks, per row, those the network is surest of (the drawn token's probability;
+        or the gap between its two most probable tokens), as many as keep the masks on schedule:
+        round(length * (1 - alpha_s)) remain at s.
+        remask "cap" / "rescale" (ReMDM, Wang et al. 2025) masks a placed token again with probability sigma_t
+        (min(remask_eta, sigma_max) or remask_eta * sigma_max, sigma_max = min(1, (1 - alpha_s) / alpha_t)),
+        and the ancestral unmasking probability becomes (alpha_s - (1 - sigma_t) alpha_t) / (1 - alpha_t), so
+        the masks stay on schedule in expectation, and none remain at t = 0 (sigma_0 = 0). Without remasking
+        a placed token never changes.
         """
         tokens = torch.full((batch_size, length), self.mask_id, dtype=torch.long, device=self.device)
         times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=self.device)
         probs = None  # the denoiser's distribution at the positions masked when it last ran, row-major
         for t, s in zip(times[:-1], times[1:]):
-            masked = tokens == self.mask_id
-            if not masked.any():
-                break
             alpha_t, alpha_s = self.schedule.alpha(t), self.schedule.alpha(s)
-            unmask_prob = (alpha_s - alpha_t) / (1 - alpha_t)
+            sigma = remasking_probability(remask, remask_eta, alpha_t, alpha_s)
+            masked = tokens == self.mask_id
+            if sigma > 0:
+                again = ~masked & (torch.rand(tokens.shape, dtype=torch.float64, generator=generator,
+                                              device=self.device) < sigma)
+                if again.any():
+                    tokens, probs = tokens.masked_fill(again, self.mask_id), None
+            elif not masked.any():
+                break
+            if order != "ancestral":
+                tokens = self._unmask_surest(tokens, round(length * (1 - alpha_s.item())), order, temperature,
+                                             top_p, generator)
+                continue
+            unmask_prob = (alpha_s - (1 - sigma) * alpha_t) / (1 - alpha_t)
             u = torch.rand(tokens.shape, dtype=torch.float64, generator=generator, device=self.device)
             unmask = masked & (u < unmask_prob)
             if probs is None or not use_cache:
                 if use_cache and not unmask.any():
                     continue  # nothing changes, and nothing needs the network
-                probs = torch.softmax(self.denoiser_log_probs(tokens, masked).double() / temperature, dim=-1)
+                probs = nucleus(torch.softmax(self.denoiser_log_probs(tokens, tokens == self.mask_id).double()
+                                              / temperature, dim=-1), top_p)
             if unmask.any():
-                # probs has a row per masked position (unchanged since it was computed): pick the unmasking ones
-                tokens = tokens.masked_scatter(unmask, sample_categorical(probs[unmask[masked]], generator))
+                # probs has a row per position masked when it ran (unchanged since): pick the unmasking ones
+                tokens = tokens.masked_scatter(unmask, sample_categorical(probs[unmask[tokens == self.mask_id]],
+                                                                          generator))
                 probs = None  # the network's input changed: its output is stale
         return tokens
+
+    def _unmask_surest(self, tokens, masks_left: int, order: str, temperature: float, top_p, generator):
+        """tokens with, per row, all but masks_left of its masked positions unmasked: those whose drawn token
+        the network is surest of (order "confidence": its probability; "margin": top-1 minus top-2)."""
+        masked = tokens == self.mask_id
+        unmask_count = masked.sum(1) - masks_left
+        if not (unmask_count > 0).any():
+            return tokens
+        probs = nucleus(torch.softmax(self.denoiser_log_probs(tokens, masked).double() / temperature, dim=-1), top_p)
+        probs = probs / probs.sum(-1, keepdim=True)
+        drawn = sample_categorical(probs, generator)
+        if order == "confidence":
+            sureness = probs.gather(-1, drawn[:, None]).squeeze(-1)
+        else:
+            top2 = probs.topk(2, dim=-1).values
+            sureness = top2[:, 0] - top2[:, 1]
+        grid = torch.full(tokens.shape, -math.inf, dtype=torch.float64, device=tokens.device)
+        grid = grid.masked_scatter(masked, sureness)
+        rank = grid.argsort(dim=1, descending=True, stable=True).argsort(dim=1)  # 0: the surest position
+        unmask = masked & (rank < unmask_count[:, None])
+        candidates = torch.zeros_like(tokens).masked_scatter(masked, drawn)
+        return torch.where(unmask, candidates, tokens)
+
+
+def remasking_probability(strategy: str | None, eta: float, alpha_t, alpha_s) -> float:
+    """ReMDM's sigma_t for a step from t to s (0 without remasking): "cap" min(eta, sigma_max), "rescale"
+    eta * sigma_max, with sigma_max = min(1, (1 - alpha_s) / alpha_t), the most that keeps the unmasking
+    probability a probability."""
+    if strategy is None or eta == 0:
+        return 0.0
+    sigma_max = 1.0 if alpha_t <= 0 else min(1.0, float((1 - alpha_s) / alpha_t))
+    return min(eta, sigma_max) if strategy == "cap" else eta * sigma_max

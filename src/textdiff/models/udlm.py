@@ -32,8 +32,8 @@ from ..backbone import BackboneConfig
 from ..checks import boolean, choice, integer, number, section
 from ..tokenizer import SPECIAL_IDS
 from . import register
-from .base import (SCHEDULES, ModelCard, TokenModel, averaged_over_t_draws, low_discrepancy_times,
-                   sample_categorical, sampling_steps)
+from .base import (SCHEDULES, ModelCard, TokenModel, averaged_over_t_draws, low_discrepancy_times, nucleus,
+                   sample_categorical, sampling_steps, top_p_option)
 
 #: Ids no data position holds, so neither the noise nor the sampler ever proposes them.
 NEVER_IN_DATA = (SPECIAL_IDS["pad"], SPECIAL_IDS["bos"], SPECIAL_IDS["mask"])
@@ -128,7 +128,7 @@ class UniformDiffusionLM(TokenModel):
     @classmethod
     def parse_sampling(cls, group, prefix):
         return {**super().parse_sampling(group, prefix), "steps": sampling_steps(group, prefix),
-                "greedy_final": boolean(group, "greedy_final", prefix)}
+                "greedy_final": boolean(group, "greedy_final", prefix), "top_p": top_p_option(group, prefix)}
 
     @classmethod
     def parse_validation(cls, group, prefix):
@@ -179,14 +179,16 @@ class UniformDiffusionLM(TokenModel):
 
     @torch.no_grad()
     def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,
-                 greedy_final: bool = False):
+                 greedy_final: bool = False, top_p: float | None = None):
         """Ancestral sampling from the uniform prior at t=1 to t=0 in `steps` steps, each position drawn from
-        the posterior q(z_s | z_t, x_theta) (float64); greedy_final: the last step takes its most likely token."""
+        the posterior q(z_s | z_t, x_theta) (float64), x_theta at `temperature` and within its nucleus top_p
+        where set; greedy_final: the last step takes each position's most likely token."""
         draws = torch.randint(len(self.allowed_ids), (batch_size, length), generator=generator, device=self.device)
         tokens = self.allowed_ids[draws]
         times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=self.device)
         for step, (t, s) in enumerate(zip(times[:-1], times[1:])):
-            x_theta = torch.softmax(self.denoiser_log_probs(tokens).double() / temperature, dim=-1)
+            x_theta = nucleus(torch.softmax(self.denoiser_log_probs(tokens).double() / temperature, dim=-1), top_p)
+            x_theta = x_theta / x_theta.sum(-1, keepdim=True)
             probs = posterior(tokens, x_theta, self.schedule.alpha(t), self.schedule.alpha(s), self.allowed)
             if greedy_final and step == steps - 1:
                 tokens = probs.argmax(-1)
