@@ -9,6 +9,7 @@ from textdiff.cli import run_stage
 from textdiff.models import model_names
 from textdiff.io import write_text
 from textdiff.report import README_BLOCKS, build_report, replace_block
+from textdiff.study import load_params
 
 
 def main():
@@ -24,6 +25,7 @@ def main():
             text = replace_block(text, name, Path(path).read_text(encoding="utf-8"))
         write_text(readme, text)
         return
+    load_params()  # every key of params.yaml checked (the report reruns on any change to it): a typo fails here
     build_report("eval", "models", "data", args.out, model_names())
 
 

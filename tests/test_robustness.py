@@ -197,3 +197,63 @@ def test_a_batch1_timing_from_a_busy_machine_is_flagged_and_keeps_its_minimum():
     assert not quiet["gen_timing_busy"] and busy["gen_timing_busy"]
     assert busy["gen_ms_min"] == 128.0 and busy["gen_threads"] == torch.get_num_threads()
     assert gen_time(busy) == "990 ms (min 128) ⚠" and gen_time(quiet) == "130 ms (min 128)"
+
+
+@pytest.mark.parametrize("typo", ["sed: 3", "scales.seed.stepz", "train.checkpoint_evry"])
+def test_an_unknown_key_is_refused_by_the_report_stage_which_reruns_on_any_params_change(tmp_path, typo):
+    # Issue 23 row 1: a typo in a key no model stage reads reruns only the report (it depends on all of
+    # params.yaml), which must refuse it before reading any input.
+    raw = micro_params_dict()
+    if typo == "sed: 3":
+        raw["sed"] = 3
+    else:
+        *path, last = typo.split(".")
+        node = raw
+        for key in path:
+            node = node[key]
+        node[last] = 5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "report.py")], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True,
+                            timeout=120)
+    key = typo.split(":")[0]
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        next(line for line in result.stderr.splitlines() if line.startswith(f"error: params.yaml: unknown key {key}"))]
+    assert not (tmp_path / "reports").exists()
+
+
+def test_ctrl_c_ends_a_stage_with_one_line_and_exit_130(tmp_path):
+    script = tmp_path / "stage.py"
+    script.write_text("from textdiff.cli import run_stage\n"
+                      "def main():\n    raise KeyboardInterrupt\n"
+                      f"run_stage(main, timing_path={str(tmp_path / 'timing.json')!r})\n")
+    result = subprocess.run([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 130 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("interrupted: ") and not (tmp_path / "timing.json").exists()
+
+
+def test_a_warmup_that_outlasts_the_run_warns_and_the_summary_states_the_peak_reached(tmp_path, capsys):
+    import dataclasses
+
+    from textdiff.study import parse_params
+    params = parse_params(micro_params_dict())
+    params = dataclasses.replace(params, scale=dataclasses.replace(params.scale, steps=4, warmup_steps=1000))
+    rows = np.random.default_rng(0).integers(4, 20, size=(16, 16)).astype(np.uint16)
+    save_rows(tmp_path / "train.npy", rows)
+    summary = train("ar", params, tmp_path / "train.npy", tmp_path / "ar", tmp_path / "ckpt", progress=False)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "warmup" in line]
+    peak = params.scale.lr * 4 / 1000
+    assert lines == [f"warning: ar never leaves its warmup (scales.cpu.warmup_steps=1000 >= its 4 steps): its "
+                     f"learning rate peaks at {peak:.3g}, not {params.scale.lr:g}"]
+    assert summary["peak_lr_reached"] == pytest.approx(peak) and summary["lr"] == params.scale.lr
+
+
+def test_a_cpu_run_that_would_take_hours_says_so_with_its_estimate():
+    from textdiff.train import cpu_time_notice
+
+    notice = cpu_time_notice("sdd", torch.device("cpu"), 14.0, 9997)
+    assert notice == ("notice: sdd on the CPU takes 14.0 s a step, about 39 h for its 9,997 steps left; this scale "
+                      "is meant for a GPU (train.device: cuda)")
+    assert cpu_time_notice("sdd", torch.device("cpu"), 0.5, 400) is None
+    assert cpu_time_notice("sdd", torch.device("cuda"), 14.0, 9997) is None

@@ -20,7 +20,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def run_stage(main, timing_path: str | None = None) -> None:
-    """Runs main(); an expected failure becomes `error: <one line>` on stderr and exit status 2.
+    """Runs main(); an expected failure becomes `error: <one line>` on stderr and exit status 2, Ctrl-C one
+    line and exit status 130.
 
     On success, the stage's wall time (from before its imports) is written to timing_path.
     """
@@ -32,6 +33,11 @@ def run_stage(main, timing_path: str | None = None) -> None:
     except EXPECTED_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        # Outputs are written atomically and training checkpoints as it goes, so nothing half-written is left.
+        print("interrupted: the stage stopped; its outputs are unchanged (a training stage resumes from its last "
+              "checkpoint when rerun)", file=sys.stderr)
+        sys.exit(130)
     finally:
         if torch.distributed.is_initialized():  # under torchrun
             torch.distributed.destroy_process_group()

@@ -54,6 +54,8 @@ from .validation import validation_metrics
 LOG_COLUMNS = ("step", "loss", "lr", "tokens_per_s", "elapsed_s", "mfu")
 MAX_EPOCHS = 4  # more passes over the same tokens than this, and a model of the study's size overfits
 SYNC_EVERY = 10  # on CUDA: steps between reads of the loss (each read waits for the device)
+CPU_NOTICE_HOURS = 2  # a CPU run estimated to take longer than this says so after its first steps
+NOTICE_AFTER_STEPS = 3
 
 
 def learning_rate(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
@@ -107,6 +109,25 @@ def epochs_warning(label: str, tokens_seen: int, distinct_tokens: int, params) -
     return (f"warning: {label} sees its {distinct_tokens:,} distinct training tokens {epochs:.1f} times "
             f"({tokens_seen:,} tokens); over {MAX_EPOCHS} epochs a model overfits: give the scale more stories "
             f"(scales.{params.scale_name}.train_stories, from a source that has them) or fewer steps")
+
+
+def warmup_warning(label: str, params) -> str | None:
+    """One line when the warmup does not end before the run does, so the peak learning rate is never reached."""
+    scale = params.scale
+    if scale.warmup_steps < scale.steps:
+        return None
+    reached = learning_rate(scale.steps - 1, scale.lr, scale.warmup_steps, scale.steps, params.train.min_lr_ratio)
+    return (f"warning: {label} never leaves its warmup (scales.{params.scale_name}.warmup_steps={scale.warmup_steps} "
+            f">= its {scale.steps} steps): its learning rate peaks at {reached:.3g}, not {scale.lr:g}")
+
+
+def cpu_time_notice(label: str, device, seconds_per_step: float, steps_left: int) -> str | None:
+    """One line when a run on the CPU would take hours (a scale meant for a GPU), with its estimate."""
+    hours = seconds_per_step * steps_left / 3600
+    if device.type != "cpu" or hours < CPU_NOTICE_HOURS:
+        return None
+    return (f"notice: {label} on the CPU takes {seconds_per_step:.1f} s a step, about {hours:.0f} h for its "
+            f"{steps_left:,} steps left; this scale is meant for a GPU (train.device: cuda)")
 
 
 @torch.no_grad()
@@ -184,9 +205,10 @@ def set_up(model_name: str, params, train_rows_path, valid_rows_path, checkpoint
     if valid_rows_path is not None:
         curve_rows = uniform_rows(load_token_rows(valid_rows_path, scale.seq_len, seq_key, device),
                                   params.train.curve_rows)
-    warning = epochs_warning(label, scale.steps * scale.batch_size * scale.seq_len, rows.numel(), params)
-    if warning and rank == 0:
-        print(warning)
+    for warning in (epochs_warning(label, scale.steps * scale.batch_size * scale.seq_len, rows.numel(), params),
+                    warmup_warning(label, params)):
+        if warning and rank == 0:
+            print(warning)
     return Run(label, params, spec, fingerprint, resume_fingerprint, checkpoint, device, rank, world, rows, curve_rows)
 
 
@@ -291,6 +313,7 @@ def run_summary(run: Run, model, progress: Progress) -> dict:
         "distinct_train_tokens": run.rows.numel(),
         "epochs": round(scale.steps * tokens_per_step / run.rows.numel(), 3),
         "lr": scale.lr,
+        "peak_lr_reached": max(row["lr"] for row in log),
         "train_wall_s": round(progress.elapsed, 2),
         "train_tokens_per_s": round(scale.steps * tokens_per_step / progress.elapsed, 1),
         "final_loss": log[-1]["loss"],
@@ -340,7 +363,12 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         checkpoint_due = done % params.train.checkpoint_every == 0 and done < steps
         if len(pending) < sync_every and not (curve_due or checkpoint_due or done in (steps, stop_after)):
             continue
-        values = log_window(run, model, state, pending, (time.perf_counter() - window_tic) / len(pending))
+        seconds = (time.perf_counter() - window_tic) / len(pending)
+        values = log_window(run, model, state, pending, seconds)
+        if done == state.start + NOTICE_AFTER_STEPS and run.rank == 0:
+            notice = cpu_time_notice(run.label, run.device, seconds, steps - done)
+            if notice:
+                bar.write(notice)
         pending = []
         bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{lr:.2e}")
         if curve_due and run.rank == 0:  # validation time is not training time: outside the timed window
