@@ -54,7 +54,7 @@ def study(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_the_report(study):
     work, _, first = study
-    assert stages_run(first) == {"prepare", "tokenizer", "pack", "judge", "report",
+    assert stages_run(first) == {"check_params", "prepare", "tokenizer", "pack", "judge", "report",
                                  *(f"{stage}@{name}" for stage in ("train", "evaluate") for name in model_names())}
     report = (work / "reports" / "report.md").read_text()
     assert "| AR |" in report and "| MDLM | ≤ " in report and "denoising cross-entropy" in report
