@@ -5,6 +5,7 @@ DVC removes a stage's outputs before it runs the stage's command, so a bad value
 params.yaml and every stage runs after it (prepare depends on its output), so a typo or a bad value stops
 the pipeline here, in one line, with nothing else removed. Its output never changes, so it reruns nothing."""
 from textdiff.cli import run_stage
+from textdiff.errors import ParamError
 from textdiff.io import write_text
 from textdiff.study import load_params
 
@@ -12,7 +13,11 @@ OUTPUT = "data/params_checked.txt"
 
 
 def main():
-    load_params()
+    try:
+        load_params()
+    except ParamError as error:  # `dvc exp run -S` leaves the value it set in params.yaml: say how to undo it
+        raise ParamError(f"{error} (nothing was run or removed; a value set by `dvc exp run -S` stays in "
+                         "params.yaml until `git checkout params.yaml`)") from None
     write_text(OUTPUT, "params.yaml: every key checked\n")
 
 

@@ -81,7 +81,8 @@ def test_lock_lists_k_and_sdd_noise_only_for_sdd(study):
 def test_sdd_variant_runs_as_an_experiment_that_reaches_only_the_report(study):
     work, env, _ = study
     output = run([sys.executable, "stages/experiments.py", "sdd_variants", "swap-uniform"], work, env)
-    assert stages_run(output) == {"train@sdd", "evaluate@sdd"}
+    # check_params reruns on any params change (in a second; its output is unchanged, so it reruns nothing else)
+    assert stages_run(output) == {"check_params", "train@sdd", "evaluate@sdd"}
     status = run(["git", "status", "--porcelain"], work, env)
     assert status.split() == ["M", "eval/experiments/sdd_variants.json"], status  # the workspace is left as it was
     collected = json.loads((work / "eval" / "experiments" / "sdd_variants.json").read_text())
@@ -101,7 +102,7 @@ def test_sdd_variant_runs_as_an_experiment_that_reaches_only_the_report(study):
     assert set(variant["judge"]) == {"models/judge/model.safetensors"} and "data/packed/train.npy" in variant["data"]
     assert stages_run(run(["dvc", "repro"], work, env)) == {"report"}
     report = (work / "reports" / "report.md").read_text()
-    assert "| swap-uniform |" in report and "Collected but not shown" not in report
+    assert "| swap-uniform |" in report and "Collected but not shown" not in report, report[report.find("Collected"):][:600]
 
     # Its entry edited after it ran: the label stays what it ran, and the report leaves it out, saying why.
     params = yaml.safe_load((work / "params.yaml").read_text())
@@ -124,7 +125,7 @@ def test_sdd_variant_runs_as_an_experiment_that_reaches_only_the_report(study):
 def test_changing_k_reruns_exactly_sdd_and_the_report(study):
     work, env, _ = study
     output = run(["dvc", "exp", "run", "-S", "k=4"], work, env)
-    assert stages_run(output) == {"train@sdd", "evaluate@sdd", "report"}
+    assert stages_run(output) == {"check_params", "train@sdd", "evaluate@sdd", "report"}
     # dvc exp show lists the headline figures only: a few per model, each perplexity named by its kind.
     header = run(["dvc", "exp", "show", "--csv"], work, env).splitlines()[0].split(",")
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], work, env))

@@ -163,6 +163,7 @@ def test_a_bad_report_input_is_a_one_line_error(tmp_path, damage):
         metrics.write_text("{}")
     for name in ("samples.json",):
         (metrics.parent / name).write_text("{}")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(micro_params_dict()))  # valid: the inputs are what fail
     result = subprocess.run([sys.executable, str(REPO / "stages" / "report.py")], cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True,
                             timeout=120)

@@ -147,3 +147,45 @@ def test_a_truncated_token_row_file_is_a_one_line_error(micro_params, rows_path,
     with pytest.raises(DataError, match="not a complete token-row file.*rerun the pack stage"):
         train("ar", micro_params, rows_path, tmp_path / "out", tmp_path / "ckpt", progress=False)
 
+
+
+def _constrained(params, unique_rows, epochs=None):
+    return dataclasses.replace(params, train=dataclasses.replace(params.train, unique_rows=unique_rows, epochs=epochs))
+
+
+def test_a_data_constrained_run_trains_on_one_seeded_subset_for_every_model_whatever_ran_before(micro_params,
+                                                                                              rows_path, tmp_path):
+    from textdiff.train import set_up
+    params = _constrained(micro_params, 10)
+    seen = {}
+    for order in (("ar", "mdlm", "udlm"), ("udlm", "ar", "mdlm")):  # another order, a fresh process state
+        torch.manual_seed(len(seen))
+        for model in order:
+            run = set_up(model, params, rows_path, None, tmp_path / "ckpt", model)
+            seen.setdefault(model, []).append(run.rows)
+    subsets = [rows for runs in seen.values() for rows in runs]
+    assert all(torch.equal(subsets[0], rows) for rows in subsets) and len(subsets[0]) == 10
+    everything = {tuple(row) for row in np.load(rows_path).tolist()}
+    assert {tuple(row) for row in subsets[0].tolist()} <= everything  # rows of the file, not made up
+    assert not torch.equal(subsets[0], torch.from_numpy(np.load(rows_path)[:10].astype("int64")))  # not its head
+
+
+def test_epochs_count_the_subset_and_set_the_steps(micro_params, rows_path, tmp_path):
+    params = _constrained(micro_params, 16, epochs=6)  # 6 passes over 16 rows at batch 4: 24 steps
+    summary = train("ar", params, rows_path, tmp_path / "ar", tmp_path / "ckpt", progress=False)
+    assert summary["steps"] == 24 and summary["distinct_train_tokens"] == 16 * 16
+    assert summary["epochs"] == pytest.approx(6.0)
+
+
+def test_a_subset_larger_than_the_rows_is_a_one_line_error_before_training(micro_params, rows_path, tmp_path):
+    with pytest.raises(DataError) as error:
+        train("ar", _constrained(micro_params, 65), rows_path, tmp_path / "ar", tmp_path / "ckpt", progress=False)
+    assert str(error.value) == (f"params.yaml: train.unique_rows=65 asks for more rows than {rows_path} holds (64); "
+                                "lower it or set it to null (all rows)")
+    assert not (tmp_path / "ar").exists()
+
+
+def test_the_judge_ignores_a_data_constrained_runs_keys(micro_params):
+    from textdiff.judge import judge_params
+    judge = judge_params(_constrained(micro_params, 10, epochs=3))
+    assert judge.train.unique_rows is None and judge.train.epochs is None

@@ -18,7 +18,10 @@ def judge_params(params):
     are all judged by the same judge)."""
     scale = params.scale
     steps = scale.steps * params.judge.steps_factor
-    return dataclasses.replace(params, scale=dataclasses.replace(scale, steps=steps), seed=params.judge.seed)
+    # The judge trains on every row for its own steps, whatever a data-constrained run sets.
+    train = dataclasses.replace(params.train, unique_rows=None, epochs=None)
+    return dataclasses.replace(params, scale=dataclasses.replace(scale, steps=steps), seed=params.judge.seed,
+                               train=train)
 
 
 def reference_quality(judge, valid_rows: torch.Tensor, num_samples: int, length: int) -> dict:

@@ -53,6 +53,10 @@ class TrainParams:
     # training-length experiments), so that one model's run can change without retraining the others or the judge.
     lr_factor: dict[str, float]
     steps_factor: dict[str, float]
+    # Data-constrained runs: train on this many packed rows, a seeded uniform subset the same for every model
+    # and run (None: all), for this many epochs of them (None: the scale's steps times steps_factor).
+    unique_rows: int | None = None
+    epochs: float | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,8 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
         curve_rows=integer(t, "curve_rows", "train."),
         lr_factor=_per_model(t, "lr_factor", models),
         steps_factor=_per_model(t, "steps_factor", models),
+        unique_rows=integer(t, "unique_rows", "train.", optional=True),
+        epochs=number(t, "epochs", "train.", 0, 100000, low_open=True, optional=True),
     )
     e = section(raw, "evaluate")
     evaluate = EvaluateParams(

@@ -30,6 +30,7 @@ and the run starts over; one renamed into place is refused.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import statistics
@@ -56,6 +57,7 @@ MAX_EPOCHS = 4  # more passes over the same tokens than this, and a model of the
 SYNC_EVERY = 10  # on CUDA: steps between reads of the loss (each read waits for the device)
 CPU_NOTICE_HOURS = 2  # a CPU run estimated to take longer than this says so after its first steps
 NOTICE_AFTER_STEPS = 3
+UNIQUE_ROWS_SEED = 1  # the draw of a data-constrained run's training rows (not the validation samples' seed)
 
 
 def learning_rate(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
@@ -104,7 +106,7 @@ def log_csv(log: list[dict], columns=LOG_COLUMNS) -> str:
 def epochs_warning(label: str, tokens_seen: int, distinct_tokens: int, params) -> str | None:
     """One line when a run would pass over its training tokens more than MAX_EPOCHS times."""
     epochs = tokens_seen / distinct_tokens
-    if epochs <= MAX_EPOCHS:
+    if epochs <= MAX_EPOCHS or params.train.unique_rows is not None:  # a data-constrained run repeats on purpose
         return None
     return (f"warning: {label} sees its {distinct_tokens:,} distinct training tokens {epochs:.1f} times "
             f"({tokens_seen:,} tokens); over {MAX_EPOCHS} epochs a model overfits: give the scale more stories "
@@ -184,11 +186,28 @@ def load_token_rows(path, seq_len: int, key: str, device) -> torch.Tensor:
     return rows
 
 
+def unique_subset(rows: torch.Tensor, count: int | None, path) -> torch.Tensor:
+    """The `count` training rows a data-constrained run repeats: a uniform sample drawn with a fixed seed,
+    so the same rows for every model and run, whatever ran before (all rows when count is None)."""
+    if count is None:
+        return rows
+    if count > len(rows):
+        raise DataError(f"params.yaml: train.unique_rows={count:,} asks for more rows than {path} holds "
+                        f"({len(rows):,}); lower it or set it to null (all rows)")
+    return uniform_rows(rows, count, seed=UNIQUE_ROWS_SEED)
+
+
 def set_up(model_name: str, params, train_rows_path, valid_rows_path, checkpoint_dir, label: str) -> Run:
     """The run's device and processes, its fingerprints and checkpoint (removing stale ones), its rows."""
-    scale = params.scale
-    rank, world, device = distributed_setup(resolve_device(params.train.device), scale.batch_size,
+    rank, world, device = distributed_setup(resolve_device(params.train.device), params.scale.batch_size,
                                             f"scales.{params.scale_name}.batch_size")
+    seq_key = f"scales.{params.scale_name}.seq_len"
+    rows = unique_subset(load_token_rows(train_rows_path, params.scale.seq_len, seq_key, device),
+                         params.train.unique_rows, train_rows_path)
+    if params.train.epochs is not None:  # a full schedule of its own over that many passes of its rows
+        steps = max(1, round(params.train.epochs * len(rows) / params.scale.batch_size))
+        params = dataclasses.replace(params, scale=dataclasses.replace(params.scale, steps=steps))
+    scale = params.scale
     spec = model_spec(model_name, params)
     fingerprint = run_fingerprint(spec, params, file_sha256(train_rows_path))
     # The checkpoint's own fingerprint adds the code, so a resume never mixes two codes' weights; the
@@ -199,8 +218,6 @@ def set_up(model_name: str, params, train_rows_path, valid_rows_path, checkpoint
         for stale in stale_checkpoints(checkpoint_dir, label, checkpoint):
             stale.unlink()
             print(f"removed {stale}: a checkpoint of {label} written by other code or another config")
-    seq_key = f"scales.{params.scale_name}.seq_len"
-    rows = load_token_rows(train_rows_path, scale.seq_len, seq_key, device)
     curve_rows = None
     if valid_rows_path is not None:
         curve_rows = uniform_rows(load_token_rows(valid_rows_path, scale.seq_len, seq_key, device),
@@ -347,6 +364,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     labelled "judge"). stop_after (tests only) ends the run after that many steps, as an interruption would.
     """
     run = set_up(model_name, params, train_rows_path, valid_rows_path, checkpoint_dir, label or model_name)
+    params = run.params  # with a data-constrained run's steps
     model, optimizer, state = resume(run)
     model.train()
     loss_module = wrapped_loss(run, model)
