@@ -189,3 +189,13 @@ def test_the_judge_ignores_a_data_constrained_runs_keys(micro_params):
     from textdiff.judge import judge_params
     judge = judge_params(_constrained(micro_params, 10, epochs=3))
     assert judge.train.unique_rows is None and judge.train.epochs is None
+
+
+def test_a_wider_model_is_built_for_the_studys_models_but_not_the_judge(micro_params):
+    from textdiff.judge import judge_params
+    from textdiff.study import training_params
+    wide = dataclasses.replace(micro_params, train=dataclasses.replace(micro_params.train, d_model=64, d_ff=128))
+    spec = model_spec("mdlm", training_params(wide, "mdlm"))
+    assert (spec["d_model"], spec["d_ff"], spec["n_layers"], spec["n_heads"]) == (64, 128, 1, 2)
+    judge = judge_params(wide)
+    assert judge.train.d_model is None and model_spec("ar", judge)["d_model"] == micro_params.scale.d_model

@@ -19,7 +19,7 @@ def judge_params(params):
     scale = params.scale
     steps = scale.steps * params.judge.steps_factor
     # The judge trains on every row for its own steps, whatever a data-constrained run sets.
-    train = dataclasses.replace(params.train, unique_rows=None, epochs=None)
+    train = dataclasses.replace(params.train, unique_rows=None, epochs=None, d_model=None, d_ff=None)
     return dataclasses.replace(params, scale=dataclasses.replace(scale, steps=steps), seed=params.judge.seed,
                                train=train)
 

@@ -57,6 +57,10 @@ class TrainParams:
     # and run (None: all), for this many epochs of them (None: the scale's steps times steps_factor).
     unique_rows: int | None = None
     epochs: float | None = None
+    # A wider model than the scale's (the data_reuse group's larger models), the same layers and heads; the judge
+    # keeps the scale's width (None: the scale's).
+    d_model: int | None = None
+    d_ff: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,12 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
         steps_factor=_per_model(t, "steps_factor", models),
         unique_rows=integer(t, "unique_rows", "train.", optional=True),
         epochs=number(t, "epochs", "train.", 0, 100000, low_open=True, optional=True),
+        d_model=integer(t, "d_model", "train.", optional=True),
+        d_ff=integer(t, "d_ff", "train.", optional=True),
     )
+    if train.d_model is not None and (train.d_model % scale.n_heads or (train.d_model // scale.n_heads) % 2):
+        fail("train.d_model", f"must split into the scale's n_heads={scale.n_heads} heads of an even size",
+             train.d_model)
     e = section(raw, "evaluate")
     evaluate = EvaluateParams(
         max_valid_rows=integer(e, "max_valid_rows", "evaluate.", optional=True),

@@ -23,8 +23,9 @@ def load_params(path: str | Path = "params.yaml") -> params.StudyParams:
 def training_params(study: params.StudyParams, model_name: str) -> params.StudyParams:
     """The params model_name trains with: the scale's peak learning rate and steps times the model's
     train.lr_factor and train.steps_factor (warmup unchanged), so that its learning-curve and
-    training-length runs are each a full schedule of their own."""
-    scale = study.scale
-    steps = max(1, round(scale.steps * study.train.steps_factor[model_name]))
+    training-length runs are each a full schedule of their own; train.d_model and train.d_ff where set."""
+    scale, train = study.scale, study.train
+    steps = max(1, round(scale.steps * train.steps_factor[model_name]))
     return dataclasses.replace(study, scale=dataclasses.replace(
-        scale, steps=steps, lr=scale.lr * study.train.lr_factor[model_name]))
+        scale, steps=steps, lr=scale.lr * train.lr_factor[model_name], d_model=train.d_model or scale.d_model,
+        d_ff=train.d_ff or scale.d_ff))
