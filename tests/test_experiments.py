@@ -95,7 +95,7 @@ def test_a_failing_run_is_reported_and_the_rest_of_its_group_still_runs(monkeypa
 
     ran = []
     monkeypatch.setattr(experiments, "run_experiment", lambda group, run: ran.append(run) or run != "k2")
-    monkeypatch.setattr(experiments, "collect", lambda group: {"runs": {}})
+    monkeypatch.setattr(experiments, "collect", lambda group, session=None: {"runs": {}})
     monkeypatch.setattr("sys.argv", ["experiments.py", "sdd_variants", "k1", "k2", "k4"])
     monkeypatch.chdir(REPO)
     with pytest.raises(SystemExit) as exit_status:

@@ -146,3 +146,80 @@ def test_bad_param_fails_in_one_line_before_any_work(study):
     (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: params.yaml: k must be an integer")
+
+
+def test_a_group_runs_through_dvcs_queue_two_at_a_time_each_on_its_share_of_the_cores(study):
+    work, env, _ = study
+    params = micro_params_dict()
+    params["experiments"]["queued"] = {"stages": ["evaluate@ar"], "set": {"sample.ar.sweep": False},
+                                       "runs": {"t07": {"sample.ar.temperature": 0.7},
+                                                "t09": {"sample.ar.temperature": 0.9}}}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-qam", "a queued group"], work, env)
+    try:
+        run([sys.executable, "stages/experiments.py", "queued", "--jobs", "2"], work, env)
+        collected = json.loads((work / "eval" / "experiments" / "queued.json").read_text())
+        assert set(collected["runs"]) == {"t07", "t09"} and collected["session"]["jobs"] == 2
+        threads = max(1, (os.cpu_count() or 1) // 2)
+        assert collected["session"]["threads_per_job"] == threads
+        for name, run_ in collected["runs"].items():  # each job ran its stages on its share of the cores
+            assert run_["models"]["ar"]["metrics"]["gen_threads"] == threads, name
+        assert not list((work / ".dvc" / "tmp" / "exps" / "standalone").glob("*"))
+        # The report shows a group it has no section for, generically.
+        run(["dvc", "repro"], work, env)
+        report = (work / "reports" / "report.md").read_text()
+        assert "## Experiment group `queued`" in report and "| t07 |" in report
+    finally:
+        (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+        (work / "eval" / "experiments" / "queued.json").unlink(missing_ok=True)
+        run(["git", "commit", "-qam", "back", "--allow-empty"], work, env)
+
+
+def test_ctrl_c_during_a_rerun_keeps_the_earlier_experiment_and_leaves_nothing_behind(study):
+    import signal
+    import time
+
+    from textdiff.experiments import newest_experiment
+    work, env, _ = study
+    name = "sdd_variants-k2"
+    run([sys.executable, "stages/experiments.py", "sdd_variants", "k2"], work, env)
+    earlier = newest_experiment(name, work)
+    process = subprocess.Popen([sys.executable, "stages/experiments.py", "sdd_variants", "k2"], cwd=work, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    standalone = work / ".dvc" / "tmp" / "exps" / "standalone"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (standalone.is_dir() and any(standalone.iterdir())):
+        time.sleep(0.2)
+    time.sleep(3)  # inside the run's stages
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: "), stderr
+    assert newest_experiment(name, work) == earlier and newest_experiment(name + "-previous", work) is None
+    assert not (standalone.is_dir() and any(standalone.iterdir()))
+
+
+def test_a_yaml_syntax_error_is_one_line_for_the_experiments_runner(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: 0\nexperiments: {seeds: [\n")
+    result = subprocess.run([sys.executable, str(REPO / "stages" / "experiments.py")], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: params.yaml: not valid YAML (")
+
+
+def test_an_unknown_key_or_a_bad_scale_stops_dvc_before_any_stage_removes_its_outputs(study):
+    work, env, _ = study
+    prepared = sorted(p.name for p in (work / "data" / "prepared").iterdir())
+    for line in ("sed: 3\n", None):
+        text = yaml.safe_dump(micro_params_dict(), sort_keys=False)
+        text = text + line if line else text.replace("scale: cpu", "scale: nope")
+        (work / "params.yaml").write_text(text)
+        result = subprocess.run(["dvc", "repro"], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode != 0
+        assert re.search(r"error: params.yaml: (unknown key sed|scale must name one of scales \(cpu, seed\))",
+                         result.stdout + result.stderr)
+        assert stages_run(result.stdout) == {"check_params"}
+        assert sorted(p.name for p in (work / "data" / "prepared").iterdir()) == prepared
+    (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+    run(["dvc", "repro"], work, env)

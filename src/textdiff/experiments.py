@@ -23,7 +23,9 @@ import difflib
 import io
 import json
 import os
+import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +58,18 @@ def _name_ok(name) -> bool:
     return isinstance(name, str) and bool(name) and name.replace("-", "").replace("_", "").isalnum()
 
 
+def read_yaml(path) -> dict:
+    """params.yaml as read; a missing or malformed file is a one-line ParamError."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamError(f"{path}: file not found (run from the repository root)") from None
+    except yaml.YAMLError as error:
+        raise ParamError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+
+
 def read_groups(params_path="params.yaml") -> dict[str, Group]:
-    raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+    raw = read_yaml(params_path)
     groups = raw.get("experiments") if isinstance(raw, dict) else None
     if not isinstance(groups, dict) or not groups:
         raise ParamError("params.yaml: experiments must map group names to {stages, set, runs}")
@@ -114,15 +126,116 @@ def newest_experiment(name: str, cwd=".") -> str | None:
     return None
 
 
-def run_experiment(group: Group, run: str, cwd=".") -> bool:
-    """Runs one run of the group; False (and its failure printed) if it failed."""
-    name = experiment_name(group, run)
-    if newest_experiment(name, cwd):  # an experiment name is unique per baseline; the rerun replaces it
-        subprocess.run(["dvc", "exp", "remove", name], cwd=cwd, capture_output=True)
-    # The experiment runs in a temporary copy of the repository; a relative PYTHONPATH makes its stages
-    # import that copy's library rather than an editable install of this workspace, which may change meanwhile.
+PREVIOUS = "-previous"  # a run's earlier experiment is kept under <name>-previous until its rerun succeeds
+STANDALONE = Path(".dvc") / "tmp" / "exps" / "standalone"  # where DVC copies the repository for a --temp run
+
+
+def experiment_env(threads: int | None = None) -> dict:
+    """The environment of a run's stages. The experiment runs in a temporary copy of the repository; a relative
+    PYTHONPATH makes its stages import that copy's library rather than an editable install of this workspace,
+    which may change meanwhile. threads: torch's threads per run (OMP_NUM_THREADS), so that parallel runs
+    share the cores instead of oversubscribing them."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, ("src", os.environ.get("PYTHONPATH"))))}
-    return subprocess.run(exp_run_command(group, run), cwd=cwd, env=env).returncode == 0
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def _dvc(*args: str, cwd=".") -> subprocess.CompletedProcess:
+    return subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def set_aside(names: list[str], cwd=".") -> list[str]:
+    """Renames each name's earlier experiment to <name>-previous (an experiment name is unique per baseline):
+    it is removed only once its rerun succeeds (settle). Returns the names set aside."""
+    aside = []
+    for name in names:
+        if newest_experiment(name + PREVIOUS, cwd):  # left by an interrupted rerun: the older one goes
+            _dvc("exp", "remove", name + PREVIOUS, cwd=cwd)
+        if newest_experiment(name, cwd) and _dvc("exp", "rename", name, name + PREVIOUS, cwd=cwd).returncode == 0:
+            aside.append(name)
+    return aside
+
+
+def settle(aside: list[str], succeeded: set[str], cwd=".") -> None:
+    """After the reruns: the earlier experiment of each name that succeeded is removed; the others get their
+    earlier experiment back under its own name (so what eval/experiments/ names is still held by a ref)."""
+    for name in aside:
+        if name in succeeded:
+            _dvc("exp", "remove", name + PREVIOUS, cwd=cwd)
+        else:
+            if newest_experiment(name, cwd):
+                _dvc("exp", "remove", name, cwd=cwd)
+            _dvc("exp", "rename", name + PREVIOUS, name, cwd=cwd)
+
+
+def standalone_copies(cwd=".") -> set[Path]:
+    folder = Path(cwd) / STANDALONE
+    return set(folder.iterdir()) if folder.is_dir() else set()
+
+
+def run_experiment(group: Group, run: str, cwd=".") -> bool:
+    """Runs one run of the group (`dvc exp run --temp`); False (and its failure printed) if it failed. Its earlier
+    experiment is removed only if it succeeds; Ctrl-C leaves the earlier one and no temporary copy behind."""
+    name = experiment_name(group, run)
+    aside, before = set_aside([name], cwd), standalone_copies(cwd)
+    succeeded = False
+    try:
+        succeeded = subprocess.run(exp_run_command(group, run), cwd=cwd, env=experiment_env()).returncode == 0
+    finally:
+        for leftover in standalone_copies(cwd) - before:  # an interrupted --temp run leaves its copy
+            shutil.rmtree(leftover, ignore_errors=True)
+        settle(aside, {name} if succeeded else set(), cwd)
+    return succeeded
+
+
+def queue_command(group: Group, run: str) -> list[str]:
+    command = exp_run_command(group, run)
+    return command[:3] + ["--queue"] + command[4:]  # `dvc exp run --queue --name ...` instead of --temp
+
+
+def run_in_queue(group: Group, runs: list[str], jobs: int, cwd=".", poll_s: float = 10.0) -> list[str]:
+    """Runs the runs through DVC's own queue, `jobs` at a time (`dvc queue start --jobs`), each on
+    cores // jobs torch threads; returns the runs that failed. As with run_experiment, an earlier experiment
+    is removed only where its rerun succeeded, and Ctrl-C stops the queue's workers."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    names = {experiment_name(group, run): run for run in runs}
+    aside = set_aside(list(names), cwd)
+    before = {name: newest_experiment(name, cwd) for name in names}
+    succeeded = set()
+    try:
+        for run in runs:
+            queued = subprocess.run(queue_command(group, run), cwd=cwd, env=experiment_env(threads),
+                                    capture_output=True, text=True)
+            if queued.returncode:
+                raise ParamError(f"dvc could not queue {group.name} / {run}: {queued.stderr.strip().splitlines()[-1]}")
+        started = subprocess.run(["dvc", "queue", "start", "--jobs", str(jobs)], cwd=cwd, env=experiment_env(threads),
+                                 capture_output=True, text=True)
+        if started.returncode:
+            raise ParamError(f"dvc queue start failed: {started.stderr.strip()}")
+        print(f"queued {len(runs)} runs; {jobs} at a time on {threads} torch thread(s) each", flush=True)
+        while any(state in ("Queued", "Running") for state in queue_states(cwd).values()):
+            time.sleep(poll_s)
+        succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
+    except KeyboardInterrupt:
+        _dvc("queue", "kill", *names, cwd=cwd)
+        _dvc("queue", "remove", "--queued", cwd=cwd)
+        raise
+    finally:
+        _dvc("queue", "stop", cwd=cwd)
+        settle(aside, succeeded, cwd)
+    return [names[name] for name in names if name not in succeeded]
+
+
+def queue_states(cwd=".") -> dict[str, str]:
+    """`dvc queue status` as experiment name -> state (Queued, Running, Success, Failed)."""
+    states = {}
+    for line in _dvc("queue", "status", cwd=cwd).stdout.splitlines():
+        words = line.split()
+        for state in ("Queued", "Running", "Success", "Failed"):
+            if state in words:
+                states[words[1] if len(words) > 2 else words[0]] = state
+    return states
 
 
 def flatten(params: dict, prefix: str = "") -> dict:
@@ -185,13 +298,15 @@ def entry(group: Group, run: str) -> dict | None:
     return {**group.runs[run], **group.common} if run in group.runs else None
 
 
-def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
+def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None = None) -> dict:
     """Each run's experiment commit, what it ran (params, overrides, code, data and judge hashes) and the
-    metrics and first samples of the group's models, written to <out_dir>/<group>.json."""
+    metrics and first samples of the group's models, written to <out_dir>/<group>.json. session: how the runs
+    just made were run ({"runs", "jobs", "threads_per_job", "cores", "wall_s"}), kept until the next session."""
     out_path = Path(cwd) / out_dir / f"{group.name}.json"
     # A run with no experiment here keeps what was collected for it before (from another clone, or before runs
     # recorded what they ran with): the report binds it to the study or lists it as excluded, saying why.
-    earlier = json.loads(out_path.read_text())["runs"] if out_path.exists() else {}
+    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
+    earlier = previous.get("runs", {})
     collected = {}
     for run in group.runs:
         rev = newest_experiment(experiment_name(group, run), cwd)
@@ -245,5 +360,7 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".") -> dict:
     result = {"group": group.name, "command": f"{COMMAND} {group.name}", "stages": list(group.stages),
               "models": list(group.models), "runs": collected,
               "not_run": [run for run in group.runs if run not in collected]}
+    if session or previous.get("session"):
+        result["session"] = session or previous["session"]
     write_json(out_path, result)
     return result

@@ -18,19 +18,13 @@ from ..analysis import closest_to_real_text, headline_metrics, seed_spread  # no
 from ..errors import DataError  # noqa: E402
 from ..experiments import read_groups  # noqa: E402
 from ..io import read_json, write_json, write_text  # noqa: E402
-from .groups import (LENGTH_GROUP, LR_GROUP, SEEDS_GROUP, VARIANTS_GROUP, group_runs, groups_table,  # noqa: E402
-                     length_runs, plot_length_samples, seed_runs, spreads_by_label, training_length_section)
+from .inputs import model_metrics, numeric_csv, reference_metrics  # noqa: E402
+from .groups import (DEDICATED, LENGTH_GROUP, LR_GROUP, SEEDS_GROUP, VARIANTS_GROUP, generic_group_section,  # noqa: E402
+                     group_runs, groups_table, length_runs, plot_length_samples, seed_runs, spreads_by_label,
+                     training_length_section)
 from .study import (labelled_rows, plot_learning_curves, plot_quality, plot_training_loss,  # noqa: E402
                     render_report, results_table)
 from .variants import plot_variants  # noqa: E402
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except (OSError, ValueError) as error:  # missing, unreadable or not CSV
-        raise DataError(f"{path}: {str(error).splitlines()[0][:80]}; rerun the stage that writes it (dvc repro)") \
-            from None
 
 
 def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings",
@@ -46,20 +40,21 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
                   params_path) -> None:
     eval_dir, model_dir, data_dir, out_dir, timings_dir = map(Path, (eval_dir, model_dir, data_dir, out_dir,
                                                                       timings_dir))
-    metrics = {name: read_json(eval_dir / name / "metrics.json") for name in model_names}
+    metrics = {name: model_metrics(eval_dir / name / "metrics.json", name) for name in model_names}
     samples = {name: read_json(eval_dir / name / "samples.json") for name in model_names}
-    logs = {name: read_csv(model_dir / name / "train_log.csv") for name in model_names}
+    logs = {name: numeric_csv(model_dir / name / "train_log.csv") for name in model_names}
     manifest = read_json(data_dir / "prepared" / "manifest.json")
     pack_stats = read_json(data_dir / "packed" / "stats.json")
-    reference = read_json(eval_dir / "reference" / "metrics.json")
-    sweeps = pd.concat([read_csv(eval_dir / name / "sweep.csv") for name in model_names], ignore_index=True)
+    reference = reference_metrics(eval_dir / "reference" / "metrics.json")
+    sweeps = pd.concat([numeric_csv(eval_dir / name / "sweep.csv") for name in model_names], ignore_index=True)
     stages = ["prepare", "tokenizer", "pack", *(f"train@{n}" for n in model_names), "judge",
               *(f"evaluate@{n}" for n in model_names)]
     timings = {stage: read_json(timings_dir / f"{stage}.json")["wall_s"] for stage in stages}
-    collected = {name: read_json(path) for name in (SEEDS_GROUP, LR_GROUP, LENGTH_GROUP, VARIANTS_GROUP)
-                 if (path := Path(experiments_dir) / f"{name}.json").exists()}
     raw_params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))  # read once for every group
     defined = read_groups(params_path)
+    # Every collected group: those params.yaml defines, in its order, then any it no longer defines.
+    names = [*defined, *sorted(p.stem for p in Path(experiments_dir).glob("*.json") if p.stem not in defined)]
+    collected = {name: read_json(path) for name in names if (path := Path(experiments_dir) / f"{name}.json").exists()}
     groups = {name: group_runs(c, raw_params, defined) for name, c in collected.items()}
     write_text(out_dir / "experiments.md", groups_table(collected, groups))
     group = groups.get(VARIANTS_GROUP)
@@ -73,7 +68,7 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     if variants_model in metrics:
         plot_variants(metrics[variants_model], variants, reference, out_dir / "sdd_variants.png")
     plot_training_loss(logs, out_dir / "training_loss.png")
-    curves = {name: read_csv(model_dir / name / "learning_curve.csv").to_dict("records") for name in model_names}
+    curves = {name: numeric_csv(model_dir / name / "learning_curve.csv").to_dict("records") for name in model_names}
     runs_by_length = length_runs(metrics, curves, groups.get(LENGTH_GROUP))
     plot_learning_curves({name: model_runs[:1] for name, model_runs in runs_by_length.items()},
                          out_dir / "learning_curves.png")

@@ -106,11 +106,16 @@ def margin_words(margin: dict, what: str, figure: str, fmt: str) -> str:
 
 
 def sampler_note(m: dict) -> str:
-    """SDD's sampler options that differ from the seed's, e.g. ", stochastic, renoise"."""
+    """The sampler options that differ from each model's plain sampler, e.g. ", stochastic, renoise"."""
     options = m.get("sampler") or {}
     notes = [f"T→{options['final_temperature']}" if options.get("final_temperature") is not None else "",
              "stochastic" if options.get("candidates") == "stochastic" else "",
-             "renormalised" if options.get("renormalise") else "", "renoise" if options.get("renoise") else ""]
+             "renormalised" if options.get("renormalise") else "", "renoise" if options.get("renoise") else "",
+             f"{options['order']} order" if options.get("order", "ancestral") != "ancestral" else "",
+             f"ReMDM {options['remask']} η={options.get('remask_eta')}" if options.get("remask") else "",
+             f"top-p {options['top_p']}" if options.get("top_p") is not None else "",
+             f"top-k {options['top_k']}" if options.get("top_k") is not None else "",
+             "greedy last step" if options.get("greedy_final") else ""]
     return "".join(f", {note}" for note in notes if note)
 
 

@@ -22,6 +22,8 @@ VARIANTS_GROUP = "sdd_variants"
 SEEDS_GROUP = "seeds"
 LR_GROUP = "learning_rates"
 LENGTH_GROUP = "training_length"
+#: Groups with a section of their own; any other collected group gets generic_group_section.
+DEDICATED = (VARIANTS_GROUP, SEEDS_GROUP, LR_GROUP, LENGTH_GROUP)
 
 
 def file_md5(path: Path) -> str | None:
@@ -277,3 +279,31 @@ def groups_table(collected: dict[str, dict], groups: dict[str, dict]) -> str:
         listed = len(c["runs"]) + len(c["not_run"])
         lines.append(f"| {name} | `{c['command']}` | {len(shown)} / {len(c['runs'])} / {listed} | {time_cell} |")
     return "\n".join(lines) + "\n"
+
+
+def generic_group_section(name: str, group: dict, reference: dict) -> list[str]:
+    """A collected group the report has no section of its own for (a new question is a new group in params.yaml,
+    not new code): each bound run's headline figures per model, and the runs not shown with their reasons."""
+    from ..analysis import distance_to_real_text, degenerate
+    lines = [f"## Experiment group `{name}`", "",
+             f"Run by `{group['command']}`; no section of this report interprets it yet, so its runs bound to this "
+             "study are listed with each model's headline figures (validation NLL of its kind; its samples' judge "
+             "perplexity, entropy and distance to real text, ⚠ where repetitive).", ""]
+    if group["runs"]:
+        lines += ["| run | overrides | model | validation NLL (kind) | judge PPL | entropy | distance to real text |",
+                  "|---|---|---|---|---|---|---|"]
+        for run_name, run in group["runs"].items():
+            overrides = ", ".join(f"{key}={value}" for key, value in run["overrides"].items())
+            for model, data in run["models"].items():
+                m = data["metrics"]
+                flag = " ⚠" if degenerate(m, reference) else ""
+                lines.append(f"| {run_name} | {overrides} | {display_name(model)} | {with_error(m, 'nll_per_token', '.3f')} "
+                             f"({KIND_SHORT[m['perplexity_kind']]}) | {m['sample_judge_perplexity']:.1f} "
+                             f"| {m['sample_entropy']:.2f}{flag} | {distance_to_real_text(m, reference):.2f} |")
+        lines.append(f"| validation text | – | – | – | {reference['judge_perplexity']:.1f} | {reference['entropy']:.2f} "
+                     "| 0.00 |")
+    else:
+        lines.append("No run of this group is bound to this study yet.")
+    if group["not_run"]:
+        lines += ["", "Not run yet: " + ", ".join(group["not_run"]) + "."]
+    return lines + excluded_lines(group["excluded"], group["command"]) + [""]

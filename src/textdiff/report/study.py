@@ -7,13 +7,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..analysis import against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text
+from ..analysis import (SAME_WITHIN, against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text,
+                        few_step_comparison, noise_injection)
 from ..evaluate import TIMING_SPREAD_LIMIT
 from ..models import MODELS
 from .format import (KIND_SHORT, TIMED_APART, apart_mark, display_name, excluded_lines, finish_plot, gen_time,
                      indent, margin_words, overrides_text, perplexity_cell, sampler_note, seeds_header, spread_cell,
                      timed_apart_note, with_error)
-from .groups import LR_GROUP, SEEDS_GROUP, learning_rate_runs, learning_rate_section, spreads_by_label
+from .groups import (DEDICATED, LR_GROUP, SEEDS_GROUP, generic_group_section, learning_rate_runs, learning_rate_section,
+                     spreads_by_label)
 from .variants import variants_section
 
 
@@ -158,9 +160,12 @@ def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time
                  "Sample quality against sampling time (every sweep setting)", time_path)
 
 
-def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = None) -> str:
+def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = None,
+                         defaults: dict | None = None) -> str:
     """analysis.best_at_equal_time in words, with the winner's margin set against the seed spread (spread:
-    model -> figure -> seed statistics) of the two models' judge perplexity at their default setting."""
+    model -> figure -> seed statistics) of the two models' judge perplexity, which the seed runs measure at each
+    model's default setting (defaults: model -> (steps, temperature)): only where both picks are at that
+    setting; elsewhere no spread is known, and the paragraph says so."""
     described = [f"{display_name(p['model'])} {p['steps']} steps T={p['temperature']}: judge perplexity "
                  f"{p['judge_perplexity']:.1f}, entropy {p['entropy']:.2f}"
                  + (" (below the entropy floor: repetitive)" if p["repetitive"] else "") for p in ranking["picks"]]
@@ -171,12 +176,65 @@ def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = N
             f"time: " + "; ".join(described) +
             f". Real validation text scores judge perplexity {reference['judge_perplexity']:.1f}.")
     first, second = ranking["picks"][:2] if len(ranking["picks"]) > 1 else (None, None)
-    if first and spread and not first["repetitive"] and not second["repetitive"]:
+    at_default = first and all((p["steps"], p["temperature"]) == (defaults or {}).get(p["model"])
+                               for p in (first, second))
+    if first and spread and not first["repetitive"] and not second["repetitive"] and not at_default:
+        text += (f" No seed spread is known for these settings (the seed runs judge each model's default setting "
+                 f"only), so {display_name(first['model'])}'s margin over {display_name(second['model'])} cannot be "
+                 "set against one.")
+    elif first and spread and not first["repetitive"] and not second["repetitive"]:
         margin = against_spread(second["judge_perplexity"] - first["judge_perplexity"],
                                 [spread.get(p["model"], {}).get("judge_perplexity") for p in (first, second)])
         text += " " + margin_words(margin, f"{display_name(first['model'])}'s margin over "
                                             f"{display_name(second['model'])}", "judge perplexity", ".1f")
     return text
+
+
+def few_step_lines(metrics: dict, sweeps: pd.DataFrame, reference: dict) -> list[str]:
+    """analysis.few_step_comparison in words: every bound model after the first (MDLM) against the first."""
+    bounds = [name for name, m in metrics.items() if m["perplexity_kind"] == "bound"]
+    temperatures = {name: m["gen_temperature"] for name, m in metrics.items()}
+    lines = []
+    for challenger in bounds[1:]:
+        c = few_step_comparison(sweeps, temperatures, reference, challenger, bounds[0])
+        a, b = display_name(challenger), display_name(bounds[0])
+        cells = []
+        for n, step in c["by_steps"].items():
+            if step["winner"] is None:
+                cells.append(f"at {n} steps: not in both sweeps")
+                continue
+            described = [f"{display_name(name)} judge perplexity {p['judge_perplexity']:.1f}, entropy "
+                         f"{p['entropy']:.2f}{' (repetitive)' if step['ranks'][name][0] else ''}"
+                         for name, p in step["points"].items()]
+            cells.append(f"at {n} steps **{display_name(step['winner'])}** ({'; '.join(described)})")
+        timed = (f"at equal sampling time (the rule above, over these two models) **{display_name(c['equal_time_winner'])}**"
+                 if c["equal_time_winner"] else "at equal sampling time: not in both sweeps")
+        lines += [f"**Few-step sampling, {a} against {b}.** Which writes better, by the one rule of this report "
+                  "(repetitive sample sets last, then the smaller distance to real text), at each model's default "
+                  f"temperature: " + "; ".join(cells) + f"; {timed}.", ""]
+    return lines
+
+
+def noise_injection_lines(sdd_name: str, metrics: dict, variants: dict, reference: dict) -> list[str]:
+    """The seed's open question "would different noise injection help?", answered by analysis.noise_injection from
+    the models whose noise can remove the true token: the uniform-state model and SDD's index-swapping variants."""
+    noisier = {display_name(name): m for name, m in metrics.items()
+               if name != sdd_name and "context_only_accuracy" in m}
+    noisier.update({f"{display_name(sdd_name)} {name}": v["metrics"] for name, v in variants.items()
+                    if v["overrides"].get("sdd.index_swap", "none") != "none"})
+    if not noisier:
+        return []
+    v = noise_injection(metrics[sdd_name], noisier, reference)
+    cells = [f"{label}: context-only accuracy {r['context_only_accuracy']:.1%}, distance to real text "
+             f"{r['distance']:.2f}{' (repetitive)' if r['repetitive'] else ''}" for label, r in v["models"].items()]
+    return ["### Would different noise injection help?", "",
+            f"**{v['answer']}**. The rule: noise that can remove the true token helps where a model trained with it "
+            f"both predicts better from context alone (a higher context-only accuracy than {display_name(sdd_name)}'s "
+            f"seed design, {v['seed_context_only_accuracy']:.1%}) and writes better (ahead of the seed design's "
+            f"distance {v['seed_distance']:.2f}{' (repetitive)' if v['seed_repetitive'] else ''} by the one ranking "
+            f"rule, beyond {SAME_WITHIN:.0%}); partly where it only predicts better. " + "; ".join(cells) + ". "
+            "Context-only accuracy is each model's own: SDD's at positions whose true token was removed from the "
+            "candidates, the uniform-state model's at positions the noise changed.", ""]
 
 
 def cost_section(timings: dict[str, float]) -> list[str]:
@@ -269,6 +327,13 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
                       f"(the MDLM paper reports about 1.2 on LM1B at 33B tokens; this run is far smaller).{gap_note} "
                       f"For scale, a unigram model of the training tokens, which uses no context at all, "
                       f"scores perplexity {pack_stats['unigram_valid_perplexity']:.2f} on the validation tokens."]
+    for other in [name for name, m in metrics.items() if m["perplexity_kind"] == "bound" and name != bound]:
+        if exact:
+            lines += ["", f"{display_name(other)}'s NELBO bound against {display_name(exact)}'s exact perplexity: "
+                          f"≤ {metrics[other]['perplexity']:.2f}, a ratio of ≤ "
+                          f"{metrics[other]['perplexity'] / metrics[exact]['perplexity']:.2f} ({display_name(bound)}: "
+                          f"≤ {metrics[bound]['perplexity'] / metrics[exact]['perplexity']:.2f}; published, LM1B: "
+                          "UDLM ≤ 31.3 and MDLM ≤ 27.0 against AR's 22.3, ratios 1.40 and 1.21)."]
     stepped = [name for name in metrics if "steps" in samples[name]["sampling"]]  # samplers with a step count
     lines += [
         "", "## Sample quality", "",
@@ -281,7 +346,9 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         "sample's 4-grams seen earlier in it), with the same figures for windows of real validation text.", "",
         quality_table(rows := labelled_rows(metrics, variants, best, variants_model), reference,
                       spreads_by_label(rows, metrics, spread or {})),
-        equal_time_paragraph(best_at_equal_time(sweeps, reference), reference, spread), "",
+        equal_time_paragraph(best_at_equal_time(sweeps, reference), reference, spread,
+                             {name: (m["gen_steps"], m["gen_temperature"]) for name, m in metrics.items()}), "",
+        *few_step_lines(metrics, sweeps, reference),
         "![judge perplexity against entropy](judge_perplexity_vs_entropy.png)", "",
         "![quality against sampling time](quality_vs_time.png)", "",
         f"Sweep: {' and '.join(map(display_name, stepped))} at "
@@ -306,6 +373,12 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         lines += variants_section(metrics[variants_model], variants, reference, baseline, best, group["command"],
                                   "sdd_variants.png", group["not_run"], group.get("excluded"),
                                   (spread or {}).get(variants_model))
+    sdd_name = variants_model or _first_of_kind(metrics, "denoising cross-entropy")
+    if sdd_name in metrics and "context_only_accuracy" in metrics[sdd_name]:
+        lines += noise_injection_lines(sdd_name, metrics, variants, reference)
+    for name, other in groups.items():
+        if name not in DEDICATED:
+            lines += generic_group_section(name, other, reference)
     if groups.get(SEEDS_GROUP) and groups[SEEDS_GROUP]["excluded"]:
         lines += ["## Seed runs not shown", ""] + excluded_lines(groups[SEEDS_GROUP]["excluded"],
                                                                  groups[SEEDS_GROUP]["command"])[1:] + [""]

@@ -119,13 +119,14 @@ def seed_conclusion_lines(seed: dict, variants: dict, reference: dict, baseline:
         c = verdicts["curriculum"]
         lines.append(
             f"- *\"Fixed k={c['k']} works as well as the curriculum\"*: **{_verdict(c['holds'])}** (as well = "
-            f"distances to real text within {SAME_WITHIN:.0%}): fixed k={c['k']} {described(seed)}; curriculum "
+            f"not repetitive where the other is, else distances to real text within {SAME_WITHIN:.0%} or closer): fixed k={c['k']} {described(seed)}; curriculum "
             f"{described(c['curriculum'])}.")
     if "fixed_k" in verdicts:
         f = verdicts["fixed_k"]
         cells = "; ".join(f"k={kk}: {described(m)}" for kk, m in f["by_k"].items())
         lines.append(f"- *\"Different k values: fixed k={f['k']} works\"*: **{_verdict(f['holds'])}** "
-                     f"(k={f['k']} within {SAME_WITHIN:.0%} of the closest other k, or closer): {cells}.")
+                     f"(k={f['k']} not repetitive where the best other k is not, and within {SAME_WITHIN:.0%} of its "
+                     f"distance or closer; repetitive sets rank last): {cells}.")
     return lines
 
 
@@ -157,7 +158,9 @@ def variants_section(seed: dict, variants: dict, reference: dict, baseline: tupl
     lines += ["### Variants", "",
               f"Each variant is a DVC experiment (`{command}`; `dvc exp show` lists them) that retrains SDD at this "
               "scale with the params shown changed (a variant that changes only the sampler reuses the pipeline's trained "
-              "SDD) and judges the default sampling setting. Accuracy is averaged over the four t buckets above; "
+              "SDD) and judges the default sampling setting. Accuracy here is averaged over the four t buckets above "
+              "with equal weight per bucket, so the training-state column differs from the results table's SDD "
+              "accuracy, which draws t uniformly for each validation row; "
               "the denoising CE is on each variant's own training noise, so it is not comparable across noises. "
               "Train time is each run's wall time: a run that shared the machine (or ran at low priority beside "
               "other groups) shows that, not its cost.", ""]
@@ -172,7 +175,8 @@ def variants_section(seed: dict, variants: dict, reference: dict, baseline: tupl
     lines += ["", f"Best variant: **{best}** (distance {distances}), the one whose samples are closest to real "
               "text: the smallest gap in judge "
               "cross-entropy (log judge perplexity) plus gap in unigram entropy, both in nats per token, so that "
-              "neither repetition (low entropy) nor noise (high judge perplexity) can win. Every SDD sampler, "
+              "neither repetition (low entropy) nor noise (high judge perplexity) can win; as in every verdict of "
+              "this report, repetitive sample sets rank last whatever their distance. Every SDD sampler, "
               "whatever its options, outputs the highest-weight candidate of its last state."]
     if spread:
         margin = against_spread(distance_to_real_text(seed, reference)
