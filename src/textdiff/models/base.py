@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..backbone import Backbone, BackboneConfig, init_weights
-from ..checks import integer, number
+from ..checks import boolean, choice, integer, number, section
 from ..flops import transformer_training_flops
 
 #: Meaning of each kind of validation NLL (a model's `nll_kind`), for the report and metrics.
@@ -229,6 +229,44 @@ class CosineSchedule:
 
 
 SCHEDULES = {"loglinear": LogLinearSchedule, "cosine": CosineSchedule}
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionParams:
+    """The params group of a one-token-per-position diffusion model (MDLM, UDLM)."""
+    tie_embeddings: bool
+    schedule: str  # a key of SCHEDULES
+    t_eps: float  # t is drawn from [t_eps, 1]
+
+
+class DiffusionModel(TokenModel):
+    """What the one-token-per-position diffusion models share: their params group (DiffusionParams, checked
+    here), their validation option (t draws per row for the NELBO bound) and their schedule and t_eps."""
+    Params = DiffusionParams
+
+    @classmethod
+    def parse_params(cls, raw, vocab_size):
+        group, prefix = section(raw, cls.name), f"{cls.name}."
+        return DiffusionParams(boolean(group, "tie_embeddings", prefix), choice(group, "schedule", prefix, tuple(SCHEDULES)),
+                               number(group, "t_eps", prefix, 0, 1, low_open=True, high_open=True))
+
+    @classmethod
+    def parse_validation(cls, group, prefix):
+        return {"t_draws": integer(group, "valid_t_draws", prefix, high=1000)}
+
+    def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool, schedule: str, t_eps: float):
+        super().__init__(vocab_size, backbone, tie_embeddings)
+        self.schedule = SCHEDULES[schedule]()
+        self.t_eps = t_eps
+
+    def nelbo_terms(self, rows: torch.Tensor, t: torch.Tensor, generator) -> tuple:
+        """(per-row NELBO [B] in nats at times t [B], and what validation needs of the same draw)."""
+        raise NotImplementedError
+
+    def training_loss(self, rows, generator):
+        """The NELBO per token at t drawn low-discrepancy over the batch."""
+        t = low_discrepancy_times(rows.shape[0], self.t_eps, generator, rows.device)
+        return self.nelbo_terms(rows, t, generator)[0].sum() / rows.numel()
 
 
 def low_discrepancy_times(batch_size: int, t_eps: float, generator, device) -> torch.Tensor:

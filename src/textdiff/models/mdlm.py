@@ -14,41 +14,26 @@ remasking, nucleus sampling.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from ..backbone import BackboneConfig
-from ..checks import boolean, choice, integer, number, section
+from ..checks import choice, number
 from ..tokenizer import SPECIAL_IDS
 from . import register
-from .base import (SCHEDULES, ModelCard, TokenModel, averaged_over_t_draws, low_discrepancy_times, nucleus,
-                   sample_categorical, sampling_steps, top_p_option)
+from .base import (DiffusionModel, ModelCard, averaged_over_t_draws, nucleus, sample_categorical, sampling_steps,
+                   top_p_option)
 
 
 ORDERS = ("ancestral", "confidence", "margin")  # which masked positions a step unmasks
 REMASKING = ("cap", "rescale")  # ReMDM's strategies for sigma_t
 
 
-@dataclass(frozen=True)
-class MDLMParams:
-    tie_embeddings: bool
-    schedule: str  # a key of SCHEDULES
-    t_eps: float  # t is drawn from [t_eps, 1]
-
-
 @register
-class MaskedDiffusionLM(TokenModel):
+class MaskedDiffusionLM(DiffusionModel):
     card = ModelCard("mdlm", "MDLM", loss_meaning="NELBO per token (masked cross-entropy weighted by 1/t)",
                      nll_kind="bound", accuracy_definition="argmax accuracy on masked tokens at the validation t draws")
-    Params = MDLMParams
     benchmark_cases = {"cached": {"use_cache": True}, "uncached": {"use_cache": False}}
-
-    @classmethod
-    def parse_params(cls, raw, vocab_size):
-        group = section(raw, "mdlm")
-        return MDLMParams(boolean(group, "tie_embeddings", "mdlm."), choice(group, "schedule", "mdlm.", tuple(SCHEDULES)),
-                          number(group, "t_eps", "mdlm.", 0, 1, low_open=True, high_open=True))
 
     @classmethod
     def parse_sampling(cls, group, prefix):
@@ -57,16 +42,10 @@ class MaskedDiffusionLM(TokenModel):
                 "order": choice(group, "order", prefix, ORDERS), "remask": None if remask == "none" else remask,
                 "remask_eta": number(group, "remask_eta", prefix, 0, 1), "top_p": top_p_option(group, prefix)}
 
-    @classmethod
-    def parse_validation(cls, group, prefix):
-        return {"t_draws": integer(group, "valid_t_draws", prefix, high=1000)}
-
     def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool, schedule: str, t_eps: float,
                  mask_id: int = SPECIAL_IDS["mask"]):
-        super().__init__(vocab_size, backbone, tie_embeddings)
+        super().__init__(vocab_size, backbone, tie_embeddings, schedule, t_eps)
         self.mask_id = mask_id
-        self.schedule = SCHEDULES[schedule]()
-        self.t_eps = t_eps
 
     def denoiser_log_probs(self, noisy: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
         """log p_theta(x_0 | x_t) [M, V] at the M positions where `at` [B, L] is true (masked ones), in
@@ -93,11 +72,6 @@ class MaskedDiffusionLM(TokenModel):
         token_nll = torch.zeros(rows.shape, dtype=masked_nll.dtype, device=rows.device).masked_scatter(
             masked, masked_nll)
         return self.schedule.weight(t) * token_nll.sum(dim=1), log_probs, masked
-
-    def training_loss(self, rows, generator):
-        t = low_discrepancy_times(rows.shape[0], self.t_eps, generator, rows.device)
-        nelbo, _, _ = self.nelbo_terms(rows, t, generator)
-        return nelbo.sum() / rows.numel()
 
     @torch.no_grad()
     def validation_sums(self, rows, generator, t_draws: int = 4):

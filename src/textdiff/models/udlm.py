@@ -24,16 +24,15 @@ drawn in float64; every position may change at every step. Like MDLM, the networ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from ..backbone import BackboneConfig
-from ..checks import boolean, choice, integer, number, section
+from ..checks import boolean
 from ..tokenizer import SPECIAL_IDS
 from . import register
-from .base import (SCHEDULES, ModelCard, TokenModel, averaged_over_t_draws, low_discrepancy_times, nucleus,
-                   sample_categorical, sampling_steps, top_p_option)
+from .base import (DiffusionModel, ModelCard, averaged_over_t_draws, nucleus, sample_categorical,
+                   sampling_steps, top_p_option)
 
 #: Ids no data position holds, so neither the noise nor the sampler ever proposes them.
 NEVER_IN_DATA = (SPECIAL_IDS["pad"], SPECIAL_IDS["bos"], SPECIAL_IDS["mask"])
@@ -103,41 +102,21 @@ def posterior(z: torch.Tensor, x_theta: torch.Tensor, alpha_t, alpha_s, allowed:
     return probs / probs.sum(-1, keepdim=True)
 
 
-@dataclass(frozen=True)
-class UDLMParams:
-    tie_embeddings: bool
-    schedule: str  # a key of SCHEDULES
-    t_eps: float  # t is drawn from [t_eps, 1]
-
-
 @register
-class UniformDiffusionLM(TokenModel):
+class UniformDiffusionLM(DiffusionModel):
     card = ModelCard("udlm", "UDLM", loss_meaning="NELBO per token (uniform-state diffusion)", nll_kind="bound",
                      accuracy_definition="argmax accuracy at every position of z_t at the validation t draws")
     # context_only_accuracy: at the positions noise changed (z_t != x), where only the context tells the token
     validation_accuracies = {"accuracy": ("correct", "predicted"),
                              "context_only_accuracy": ("context_only_correct", "context_only_predicted")}
-    Params = UDLMParams
-
-    @classmethod
-    def parse_params(cls, raw, vocab_size):
-        group = section(raw, "udlm")
-        return UDLMParams(boolean(group, "tie_embeddings", "udlm."), choice(group, "schedule", "udlm.", tuple(SCHEDULES)),
-                          number(group, "t_eps", "udlm.", 0, 1, low_open=True, high_open=True))
 
     @classmethod
     def parse_sampling(cls, group, prefix):
         return {**super().parse_sampling(group, prefix), "steps": sampling_steps(group, prefix),
                 "greedy_final": boolean(group, "greedy_final", prefix), "top_p": top_p_option(group, prefix)}
 
-    @classmethod
-    def parse_validation(cls, group, prefix):
-        return {"t_draws": integer(group, "valid_t_draws", prefix, high=1000)}
-
     def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool, schedule: str, t_eps: float):
-        super().__init__(vocab_size, backbone, tie_embeddings)
-        self.schedule = SCHEDULES[schedule]()
-        self.t_eps = t_eps
+        super().__init__(vocab_size, backbone, tie_embeddings, schedule, t_eps)
         self.register_buffer("allowed", data_tokens(vocab_size), persistent=False)
         self.register_buffer("allowed_ids", self.allowed.nonzero().squeeze(-1), persistent=False)
 
@@ -158,11 +137,6 @@ class UniformDiffusionLM(TokenModel):
         per_token = nelbo_per_token(self.schedule, log_x_theta, rows, noisy, t[:, None].expand(rows.shape),
                                     self.allowed)
         return per_token.sum(1), noisy, log_x_theta
-
-    def training_loss(self, rows, generator):
-        t = low_discrepancy_times(rows.shape[0], self.t_eps, generator, rows.device)
-        nelbo, _, _ = self.nelbo_terms(rows, t, generator)
-        return nelbo.sum() / rows.numel()
 
     @torch.no_grad()
     def validation_sums(self, rows, generator, t_draws: int = 4):
