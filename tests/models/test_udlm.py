@@ -1,5 +1,3 @@
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -146,3 +144,19 @@ def test_validation_scores_context_only_accuracy_at_corrupted_positions():
     sums = model.validation_sums(rows, torch.Generator().manual_seed(1), t_draws=3)
     assert (sums["predicted"] == 3 * 8).all() and (sums["context_only_predicted"] <= 3 * 8).all()
     assert (sums["context_only_correct"] <= sums["context_only_predicted"]).all() and (sums["nll"] > 0).all()
+
+
+def test_the_two_stage_draw_is_the_posterior_and_the_greedy_step_its_most_likely_token():
+    from textdiff.models.udlm import greedy_posterior, posterior_split
+    generator = torch.Generator().manual_seed(3)
+    z = DATA_IDS[torch.randint(K, (200,), generator=generator)]
+    x_theta = on_vocab(torch.softmax(3 * torch.randn(200, K, generator=generator, dtype=torch.float64), -1)).exp()
+    for alpha_t, alpha_s in ((0.0, 0.2), (0.3, 0.6), (0.9, 1.0)):
+        at, as_ = torch.tensor(alpha_t, dtype=torch.float64), torch.tensor(alpha_s, dtype=torch.float64)
+        keep = posterior_split(z, x_theta, at, as_, K)
+        onehot = torch.nn.functional.one_hot(z, VOCAB).double()
+        redraw = (as_ * x_theta + (1 - as_) / K) * ALLOWED.double()
+        two_stage = keep[:, None] * onehot + (1 - keep[:, None]) * redraw
+        exact = posterior(z, x_theta, at, as_, ALLOWED)
+        assert torch.allclose(two_stage, exact, atol=1e-12), (alpha_t, alpha_s)
+        assert torch.equal(greedy_posterior(z, x_theta, at, as_, K), exact.argmax(-1))

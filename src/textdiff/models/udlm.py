@@ -19,7 +19,8 @@ distribution given the other positions, not the posterior E[x | z_t] (study-desi
 
 Sampling is ancestral from the uniform prior, with the exact posterior of the forward process given x_theta,
     q(z_s = y | z_t, x_theta) ∝ (alpha_{t|s} 1[y = z_t] + (1 - alpha_{t|s})/K) (alpha_s x_theta[y] + (1 - alpha_s)/K),
-drawn in float64; every position may change at every step. Like MDLM, the network has no time input.
+drawn in two stages (keep z_t, or redraw) with x_theta's draws in float64; every position may change at every
+step. Like MDLM, the network has no time input.
 """
 from __future__ import annotations
 
@@ -102,6 +103,27 @@ def posterior(z: torch.Tensor, x_theta: torch.Tensor, alpha_t, alpha_s, allowed:
     return probs / probs.sum(-1, keepdim=True)
 
 
+def posterior_split(z: torch.Tensor, x_theta: torch.Tensor, alpha_t, alpha_s, size: int) -> torch.Tensor:
+    """The posterior as two stages: q(z_s | z_t, x_theta) = keep * e_{z_t} + (1 - keep) * (alpha_s x_theta +
+    (1 - alpha_s)/K), since sum_y (alpha_s x_theta[y] + (1 - alpha_s)/K) = 1. Returns keep [...] (float64), from
+    alpha_{t|s} (alpha_s x_theta[z_t] + (1 - alpha_s)/K) against (1 - alpha_{t|s})/K."""
+    alpha_ts = alpha_t / alpha_s
+    at_z = alpha_s * x_theta.gather(-1, z[..., None]).squeeze(-1).double() + (1 - alpha_s) / size
+    stay = alpha_ts * at_z
+    return stay / (stay + (1 - alpha_ts) / size)
+
+
+def greedy_posterior(z: torch.Tensor, x_theta: torch.Tensor, alpha_t, alpha_s, size: int) -> torch.Tensor:
+    """The posterior's most likely token: z_t, scored (alpha_{t|s} + (1 - alpha_{t|s})/K) (alpha_s x[z_t] +
+    (1 - alpha_s)/K), or x_theta's most likely token y, scored (1 - alpha_{t|s})/K (alpha_s x[y] + (1 - alpha_s)/K)."""
+    alpha_ts = alpha_t / alpha_s
+    best_value, best = x_theta.max(-1)
+    at_z = x_theta.gather(-1, z[..., None]).squeeze(-1).double()
+    stay = (alpha_ts + (1 - alpha_ts) / size) * (alpha_s * at_z + (1 - alpha_s) / size)
+    move = (1 - alpha_ts) / size * (alpha_s * best_value.double() + (1 - alpha_s) / size)
+    return torch.where(stay >= move, z, best)
+
+
 @register
 class UniformDiffusionLM(DiffusionModel):
     card = ModelCard("udlm", "UDLM", loss_meaning="NELBO per token (uniform-state diffusion)", nll_kind="bound",
@@ -155,17 +177,32 @@ class UniformDiffusionLM(DiffusionModel):
     def generate(self, batch_size, length, generator, steps: int = 64, temperature: float = 1.0,
                  greedy_final: bool = False, top_p: float | None = None):
         """Ancestral sampling from the uniform prior at t=1 to t=0 in `steps` steps, each position drawn from
-        the posterior q(z_s | z_t, x_theta) (float64), x_theta at `temperature` and within its nucleus top_p
-        where set; greedy_final: the last step takes each position's most likely token."""
+        the posterior q(z_s | z_t, x_theta), x_theta at `temperature` and within its nucleus top_p where set;
+        greedy_final: the last step takes each position's most likely token.
+
+        The posterior is drawn in two stages without building it over the vocabulary (posterior_split): keep
+        z_t, or else draw from alpha_s x_theta + (1 - alpha_s)/K, x_theta's draws in float64, at the positions
+        that need one only."""
         draws = torch.randint(len(self.allowed_ids), (batch_size, length), generator=generator, device=self.device)
         tokens = self.allowed_ids[draws]
         times = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device=self.device)
         for step, (t, s) in enumerate(zip(times[:-1], times[1:])):
-            x_theta = nucleus(torch.softmax(self.denoiser_log_probs(tokens).double() / temperature, dim=-1), top_p)
-            x_theta = x_theta / x_theta.sum(-1, keepdim=True)
-            probs = posterior(tokens, x_theta, self.schedule.alpha(t), self.schedule.alpha(s), self.allowed)
+            x_theta = torch.softmax(self.denoiser_log_probs(tokens) / temperature, dim=-1)
+            if top_p is not None:
+                x_theta = nucleus(x_theta, top_p)
+                x_theta = x_theta / x_theta.sum(-1, keepdim=True)
+            alpha_t, alpha_s = self.schedule.alpha(t), self.schedule.alpha(s)
             if greedy_final and step == steps - 1:
-                tokens = probs.argmax(-1)
-            else:
-                tokens = sample_categorical(probs, generator)
+                tokens = greedy_posterior(tokens, x_theta, alpha_t, alpha_s, len(self.allowed_ids))
+                continue
+            keep = posterior_split(tokens, x_theta, alpha_t, alpha_s, len(self.allowed_ids))
+            u = torch.rand((2,) + tokens.shape, dtype=torch.float64, generator=generator, device=self.device)
+            redraw = u[0] >= keep
+            from_x = redraw & (u[1] < alpha_s)
+            uniform = self.allowed_ids[torch.randint(len(self.allowed_ids), tokens.shape, generator=generator,
+                                                     device=self.device)]
+            new = torch.where(redraw, uniform, tokens)
+            if from_x.any():
+                new[from_x] = sample_categorical(x_theta[from_x].double(), generator)
+            tokens = new
         return tokens
