@@ -1,8 +1,10 @@
+import math
+
 import pytest
 import pandas as pd
 
-from textdiff.analysis import (against_spread, best_at_equal_time, closest_to_real_text, context_use,
-                               distance_to_real_text,
+from textdiff.analysis import (against_spread, at_least_as_good, best_at_equal_time, closest_to_real_text, context_use,
+                               distance_to_real_text, few_step_comparison, noise_injection,
                                gap_narrows, interpolate_tokens, learning_rate_sensitivity, overfitting, run_binding,
                                seed_conclusions, seed_spread, token_multiplier)
 
@@ -189,3 +191,40 @@ def test_context_use_needs_accuracy_beyond_the_most_frequent_token_and_a_trend_b
     assert context_use([(100, 0.068, 0.002), (400, 0.069, 0.002)], floor=0.067)["trend"] == "cannot tell"
     assert context_use([(100, 0.068, 0.002), (400, 0.069, 0.002)], floor=0.067)["uses_context"] is False  # within 2 SE
     assert context_use([(100, 0.2, 0.01)], floor=0.067)["trend"] is None and context_use([], 0.067) is None
+
+
+def test_a_repetitive_seed_design_never_ties_a_k_that_writes_by_the_one_ranking_rule():
+    # Issue 23 row 9: the seed design, repetitive, at the same distance as a non-repetitive k=4, must rank after it.
+    repetitive = sdd_metrics(judge_ppl=14.0 * math.exp(0.2), entropy=1.0, train_acc=0.8, context_acc=0.0)
+    writes = variant({"k": 4}, judge_ppl=14.0 * math.exp(2.8), entropy=3.6, train_acc=0.8, context_acc=0.0, k=4)
+    assert distance_to_real_text(repetitive, REFERENCE) == pytest.approx(distance_to_real_text(writes["metrics"],
+                                                                                             REFERENCE))
+    assert not seed_conclusions(repetitive, {"k4": writes}, REFERENCE)["fixed_k"]["holds"]
+    assert at_least_as_good(writes["metrics"], repetitive, REFERENCE)
+    assert not at_least_as_good(repetitive, writes["metrics"], REFERENCE)
+
+
+def test_few_step_comparison_ranks_repetitive_last_and_needs_both_points():
+    rows = [("mdlm", 8, 1.0, 50.0, 3.5, 10.0), ("udlm", 8, 1.0, 20.0, 2.0, 12.0),  # udlm repeats at 8 steps
+            ("mdlm", 16, 1.0, 60.0, 3.5, 20.0), ("udlm", 16, 1.0, 30.0, 3.4, 24.0)]
+    sweeps = pd.DataFrame([dict(zip(("model", "steps", "temperature", "judge_perplexity", "entropy",
+                                     "ms_per_sample"), row)) for row in rows])
+    result = few_step_comparison(sweeps, {"mdlm": 1.0, "udlm": 1.0}, REFERENCE, "udlm", "mdlm")
+    assert result["by_steps"][8]["winner"] == "mdlm" and result["by_steps"][16]["winner"] == "udlm"
+    assert result["equal_time_winner"] == "mdlm"  # budget 12 ms: udlm's only point within it repeats
+    close = sweeps.assign(judge_perplexity=[50.0, 20.0, 60.0, 58.0])  # at 16 steps: within 10% of each other
+    assert few_step_comparison(close, {"mdlm": 1.0, "udlm": 1.0}, REFERENCE, "udlm", "mdlm")["by_steps"][16][
+        "winner"] == "neither"
+    assert few_step_comparison(sweeps, {"mdlm": 1.0, "udlm": 0.7}, REFERENCE, "udlm", "mdlm")["by_steps"][8][
+        "winner"] is None  # no udlm point at its default temperature
+
+
+def test_noise_injection_helps_only_where_a_model_predicts_from_context_and_writes_better():
+    seed = {**sdd_metrics(judge_ppl=3000.0, entropy=1.0, train_acc=0.8, context_acc=0.0),
+            "context_only_accuracy": 0.01}
+    predicts = {"sample_judge_perplexity": 3000.0, "sample_entropy": 1.0, "context_only_accuracy": 0.2}
+    both = {"sample_judge_perplexity": 40.0, "sample_entropy": 3.5, "context_only_accuracy": 0.2}
+    assert noise_injection(seed, {"x": predicts}, REFERENCE)["answer"] == "partly"
+    assert noise_injection(seed, {"x": predicts, "y": both}, REFERENCE)["answer"] == "yes"
+    worse = {"sample_judge_perplexity": 40.0, "sample_entropy": 3.5, "context_only_accuracy": 0.005}
+    assert noise_injection(seed, {"z": worse}, REFERENCE)["answer"] == "no"

@@ -199,3 +199,12 @@ def test_no_training_stories_left_is_a_one_line_error(tmp_path, micro_raw):
     with pytest.raises(DataError, match="no training stories left in the local copy"):
         prepare(parse_params(micro_raw).data, tmp_path / "out", environ={"TINYSTORIES_DIR": str(tmp_path)})
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_readme_states_how_many_training_stories_the_offline_copy_holds(shared_data):
+    from textdiff.data import read_local
+    from tests.conftest import REPO
+    train, _ = read_local(shared_data)
+    readme = (REPO / "README.md").read_text()
+    assert f"7,000 of the {len(train):,} that `../shared/data/tinystories` holds" in readme
+    assert f"{len(train):,}-story offline copy" in readme

@@ -199,3 +199,42 @@ def test_the_readme_experiment_example_shows_the_committed_main():
     diffed = {line.split()[1]: float(line.split()[2]) for line in readme.splitlines()
               if line.startswith("reports/metrics.json  sdd.")}
     assert diffed == {f"sdd.{key}": value for key, value in committed.items()}
+
+
+def test_an_equal_time_margin_is_set_against_the_seed_spread_only_at_the_seed_runs_setting():
+    # Issue 23 row 8: the seed runs judge each model's default setting; a margin between other settings has no spread.
+    from textdiff.report.study import equal_time_paragraph
+    ranking = {"budget_ms": 10.0, "entropy_floor": 0.9, "reference_entropy": 3.6, "picks": [
+        {"model": "ar", "steps": 64, "temperature": 0.7, "judge_perplexity": 20.0, "entropy": 3.5, "repetitive": False},
+        {"model": "sdd", "steps": 8, "temperature": 1.0, "judge_perplexity": 900.0, "entropy": 3.4,
+         "repetitive": False}]}
+    spread = {"ar": {"judge_perplexity": {"mean": 20, "min": 19, "max": 21, "seeds": 3}},
+              "sdd": {"judge_perplexity": {"mean": 900, "min": 500, "max": 4000, "seeds": 3}}}
+    other = equal_time_paragraph(ranking, REFERENCE, spread, {"ar": (64, 1.0), "sdd": (64, 1.0)})
+    assert "No seed spread is known for these settings" in other and "beyond" not in other
+    ranking["picks"][0]["temperature"], ranking["picks"][1]["steps"] = 1.0, 64
+    default = equal_time_paragraph(ranking, REFERENCE, spread, {"ar": (64, 1.0), "sdd": (64, 1.0)})
+    assert "No seed spread" not in default and "the spread over training seeds" in default
+
+
+def test_a_collected_group_without_a_section_of_its_own_gets_a_generic_one():
+    from textdiff.report.groups import generic_group_section
+    m = {**sdd_metrics(judge_ppl=40.0, entropy=3.5, train_acc=0.5, context_acc=0.1), "perplexity_kind": "exact",
+         "nll_per_token": 3.7, "nll_standard_error": 0.01}
+    group = {"runs": {"fast": {"overrides": {"scales.cpu.lr": 0.004}, "models": {"ar": {"metrics": m}}}},
+             "excluded": {"slow": ["it ran other code (src/textdiff/train.py)"]}, "not_run": ["later"],
+             "command": "python stages/experiments.py tiny"}
+    text = "\n".join(generic_group_section("tiny", group, REFERENCE))
+    assert "## Experiment group `tiny`" in text and "| fast | scales.cpu.lr=0.004 | AR | 3.700 ± 0.010 (exact NLL)" in text
+    assert "- slow: it ran other code (src/textdiff/train.py)." in text and "Not run yet: later." in text
+
+
+def test_the_groups_table_says_how_the_last_session_ran():
+    from textdiff.report.groups import groups_table
+    collected = {"data_reuse": {"command": "python stages/experiments.py data_reuse", "not_run": ["u4-e64"],
+                                "runs": {"u16-e4": {"stage_seconds": {"train@ar": 60.0, "evaluate@ar": 60.0}}},
+                                "session": {"runs": ["u16-e4"], "jobs": 2, "threads_per_job": 1, "cores": 2,
+                                            "wall_s": 600.0}}}
+    table = groups_table(collected, {"data_reuse": {"runs": {"u16-e4": {}}}})
+    assert table.splitlines()[2] == ("| data_reuse | `python stages/experiments.py data_reuse` | 1 / 1 / 2 | 2 min (2 min a "
+                                     "run) | 1 runs, 2 at a time × 1 thread(s): 10 min wall on 2 cores |")

@@ -258,3 +258,53 @@ def test_a_cpu_run_that_would_take_hours_says_so_with_its_estimate():
                       "is meant for a GPU (train.device: cuda)")
     assert cpu_time_notice("sdd", torch.device("cpu"), 0.5, 400) is None
     assert cpu_time_notice("sdd", torch.device("cuda"), 14.0, 9997) is None
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("perplexity", "abc", "perplexity must be a number, got 'abc'"),
+    ("perplexity", float("nan"), "perplexity = nan is not a finite number"),
+    ("perplexity", -3.0, "perplexity = -3.0 is not a finite number in (0, inf]"),
+    ("accuracy", 1.5, "accuracy = 1.5 is not a finite number in [0, 1]"),
+    ("diagnostics", None, "lacks the field diagnostics, which SDD's evaluation writes"),
+    ("sample_entropy", None, "lacks the field sample_entropy"),
+])
+def test_a_report_input_with_a_bad_value_is_refused_naming_file_and_field(tmp_path, field, value, message):
+    # Issue 23 rows 5 and 6: a non-number, a non-finite or out-of-range value or a missing field is one line.
+    from textdiff.errors import DataError
+    from textdiff.report.inputs import model_metrics
+    from tests.test_analysis import sdd_metrics
+    m = {**sdd_metrics(judge_ppl=40.0, entropy=3.5, train_acc=0.5, context_acc=0.1), "perplexity": 4.0,
+         "sample_distinct_2": 0.5, "sample_distinct_3": 0.8, "sample_ms_per_sample": 3.0, "gen_ms_per_sample": 5.0,
+         "parameters": 1000, "train_steps": 10, "train_tokens": 100, "gen_temperature": 1.0}
+    if value is None:
+        m.pop(field)
+    else:
+        m[field] = value
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(m))  # json writes NaN as NaN, which Python's reader accepts
+    with pytest.raises(DataError) as error:
+        model_metrics(path, "sdd")
+    assert str(error.value).startswith(f"{path}: {message}") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("table, message", [
+    ("step,loss\n1,abc\n", "row 1 of column loss is 'abc', not a finite number"),
+    ("step,loss\n1,inf\n", "row 1 of column loss is inf, not a finite number"),
+    ("step\n1\n", "lacks the column loss"),
+])
+def test_a_non_numeric_training_log_is_refused_naming_row_and_column(tmp_path, table, message):
+    from textdiff.errors import DataError
+    from textdiff.report.inputs import numeric_csv
+    path = tmp_path / "train_log.csv"
+    path.write_text(table)
+    with pytest.raises(DataError, match=message):
+        numeric_csv(path)
+
+
+def test_a_null_judge_perplexity_in_the_reference_is_refused(tmp_path):
+    from textdiff.errors import DataError
+    from textdiff.report.inputs import reference_metrics
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"judge_perplexity": None}))
+    with pytest.raises(DataError, match="judge_perplexity must be a number, got None"):
+        reference_metrics(path)

@@ -339,14 +339,16 @@ def context_use(ends: list[tuple[float, float, float]], floor: float) -> dict | 
 
 # --- the uniform-state model against MDLM and SDD ---------------------------------------------------------
 FEW_STEPS = (8, 16)
+TIE = "neither"  # two sample sets within SAME_WITHIN of each other's distance to real text, equally repetitive
 
 
 def few_step_comparison(sweeps: pd.DataFrame, temperatures: dict[str, float], reference: dict, challenger: str,
                         baseline: str, steps=FEW_STEPS) -> dict:
     """Whether `challenger` writes better than `baseline` at few sampling steps and at equal sampling time, by the
-    one ranking rule (quality_rank: repetitive last, then distance to real text). At each step count, each
-    model's sweep point at that count and its default temperature; at equal time, best_at_equal_time over the
-    two. Returns per step both points and the winner (None where a point is missing), and the equal-time winner."""
+    one ranking rule (quality_rank: repetitive last, then distance to real text; TIE where neither is ahead by
+    more than SAME_WITHIN, as at_least_as_good says). At each step count, each model's sweep point at that count
+    and its default temperature; at equal time, best_at_equal_time over the two. Returns per step both points and
+    the winner (None where a point is missing), and the equal-time winner."""
     def point(name, n):
         rows = sweeps[(sweeps["model"] == name) & (sweeps["steps"] == n)
                       & (sweeps["temperature"] == temperatures[name])]
@@ -361,13 +363,21 @@ def few_step_comparison(sweeps: pd.DataFrame, temperatures: dict[str, float], re
         if None in points.values():
             by_steps[n] = {"points": points, "winner": None}
             continue
-        ranks = {name: quality_rank({"sample_judge_perplexity": p["judge_perplexity"],
-                                     "sample_entropy": p["entropy"]}, reference) for name, p in points.items()}
-        by_steps[n] = {"points": points, "ranks": ranks, "winner": min(ranks, key=ranks.get)}
+        as_metrics = {name: {"sample_judge_perplexity": p["judge_perplexity"], "sample_entropy": p["entropy"]}
+                      for name, p in points.items()}
+        ranks = {name: quality_rank(m, reference) for name, m in as_metrics.items()}
+        a, b = as_metrics[challenger], as_metrics[baseline]
+        tie = at_least_as_good(a, b, reference) and at_least_as_good(b, a, reference)  # within SAME_WITHIN
+        by_steps[n] = {"points": points, "ranks": ranks, "winner": TIE if tie else min(ranks, key=ranks.get)}
     pair = sweeps[sweeps["model"].isin([challenger, baseline])]
     timed = best_at_equal_time(pair, reference) if pair["model"].nunique() == 2 else None
+    winner = None
+    if timed:
+        first, second = ({"sample_judge_perplexity": p["judge_perplexity"], "sample_entropy": p["entropy"]}
+                         for p in timed["picks"][:2])
+        winner = TIE if at_least_as_good(second, first, reference) else timed["picks"][0]["model"]
     return {"challenger": challenger, "baseline": baseline, "by_steps": by_steps,
-            "equal_time": timed, "equal_time_winner": timed["picks"][0]["model"] if timed else None}
+            "equal_time": timed, "equal_time_winner": winner}
 
 
 def noise_injection(sdd: dict, noisier: dict[str, dict], reference: dict) -> dict:

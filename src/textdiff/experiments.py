@@ -293,6 +293,16 @@ def study_hashes(lock: dict, stages) -> dict:
 JUDGE_WEIGHTS = "models/judge/model.safetensors"
 
 
+def csv_value(text: str):
+    """A CSV cell as collected: a number where it is one (None where empty), else the text (a sweep's model)."""
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def entry(group: Group, run: str) -> dict | None:
     """The overrides params.yaml now gives a run of the group (its own and the group's `set`); None if none."""
     return {**group.runs[run], **group.common} if run in group.runs else None
@@ -318,7 +328,7 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
         def read(path: str, commit: str = rev):
             text = _git("show", f"{commit}:{path}", cwd=cwd)
             if path.endswith(".csv"):
-                return [{key: float(value) if value else None for key, value in row.items()}
+                return [{key: csv_value(value) for key, value in row.items()}
                         for row in csv.DictReader(io.StringIO(text))]
             return json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
         def read_optional(path: str):
@@ -354,7 +364,8 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
             "stage_seconds": stage_seconds(),
             "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
                                "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT],
-                               "learning_curve": read_optional(f"models/{model}/learning_curve.csv")}
+                               "learning_curve": read_optional(f"models/{model}/learning_curve.csv"),
+                               "sweep": read_optional(f"eval/{model}/sweep.csv")}
                        for model in group.models},
         }
     result = {"group": group.name, "command": f"{COMMAND} {group.name}", "stages": list(group.stages),

@@ -19,11 +19,12 @@ from ..errors import DataError  # noqa: E402
 from ..experiments import read_groups  # noqa: E402
 from ..io import read_json, write_json, write_text  # noqa: E402
 from .inputs import model_metrics, numeric_csv, reference_metrics  # noqa: E402
-from .groups import (DEDICATED, LENGTH_GROUP, LR_GROUP, SEEDS_GROUP, VARIANTS_GROUP, generic_group_section,  # noqa: E402
-                     group_runs, groups_table, length_runs, plot_length_samples, seed_runs, spreads_by_label,
-                     training_length_section)
+from .groups import (LENGTH_GROUP, SEEDS_GROUP, VARIANTS_GROUP, group_runs, groups_table, length_runs,  # noqa: E402
+                     plot_length_samples, seed_runs, spreads_by_label, training_length_section)
 from .study import (labelled_rows, plot_learning_curves, plot_quality, plot_training_loss,  # noqa: E402
                     render_report, results_table)
+from .reuse import reuse_section  # noqa: E402
+from .samplers import samplers_section  # noqa: E402
 from .variants import plot_variants  # noqa: E402
 
 
@@ -78,13 +79,19 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     plot_quality(sweeps, reference, out_dir / "judge_perplexity_vs_entropy.png", out_dir / "quality_vs_time.png")
     write_text(out_dir / "results.md", table)
     write_json(out_dir / "metrics.json", headline_metrics(metrics, reference))
+    reuse_lines = reuse_section(groups, reference, pack_stats["train_rows"], "data_reuse.png", out_dir)
+    longest = {key.rsplit(".", 1)[1]: run["models"][key.rsplit(".", 1)[1]]["metrics"]
+               for run in groups.get(LENGTH_GROUP, {"runs": {}})["runs"].values()
+               for key, value in run["overrides"].items() if key.startswith("train.steps_factor.") and value == 16}
+    sampler_lines = samplers_section(groups, metrics, sweeps, reference, spread, longest, "samplers.png", out_dir)
     write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
                                                     "training_loss.png", reference, sweeps, timings, group,
                                                     spread, groups, list(by_seed), base_lr,
                                                     training_length_section(runs_by_length, by_seed,
                                                                             groups.get(LENGTH_GROUP), reference,
                                                                             "training_length_nll.png",
-                                                                            "training_length_samples.png")))
+                                                                            "training_length_samples.png")
+                                                    + sampler_lines + reuse_lines))
 
 
 README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md",

@@ -19,9 +19,13 @@ def perplexity_cell(metrics: dict) -> str:
     return f"{prefix}{metrics['perplexity']:.2f}" + (f" ± {error:.2f}" if error is not None else "")
 
 
+#: Figures whose standard error is not under <figure>_standard_error (validation.validation_metrics' names).
+ERROR_KEYS = {"nll_per_token": "nll_standard_error"}
+
+
 def with_error(m: dict, key: str, fmt: str) -> str:
     """A figure with its standard error over rows (or samples), where the metrics have one."""
-    error = m.get(f"{key}_standard_error")
+    error = m.get(ERROR_KEYS.get(key, f"{key}_standard_error"))
     return f"{m[key]:{fmt}}" + (f" ± {error:{fmt}}" if error is not None else "")
 
 

@@ -23,7 +23,7 @@ SEEDS_GROUP = "seeds"
 LR_GROUP = "learning_rates"
 LENGTH_GROUP = "training_length"
 #: Groups with a section of their own; any other collected group gets generic_group_section.
-DEDICATED = (VARIANTS_GROUP, SEEDS_GROUP, LR_GROUP, LENGTH_GROUP)
+DEDICATED = (VARIANTS_GROUP, SEEDS_GROUP, LR_GROUP, LENGTH_GROUP, "data_reuse", "data_reuse_sdd", "samplers")
 
 
 def file_md5(path: Path) -> str | None:
@@ -269,15 +269,22 @@ def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]],
 
 def groups_table(collected: dict[str, dict], groups: dict[str, dict]) -> str:
     """Each collected experiment group: its command, runs shown (bound to this study) of those collected and
-    listed, and the stage time its shown runs took (the stages each run reproduced, from their timings)."""
-    lines = ["| group | command | runs shown / collected / listed | stage time of the runs shown |", "|---|---|---|---|"]
+    listed, the stage time its shown runs took (the stages each run reproduced, from their timings), and how
+    its last session ran (runs, parallel jobs and threads each, wall time on how many cores)."""
+    lines = ["| group | command | runs shown / collected / listed | stage time of the runs shown | last session |",
+             "|---|---|---|---|---|"]
     for name, c in collected.items():
         shown = groups[name]["runs"]
         seconds = [sum(c["runs"][run].get("stage_seconds", {}).values()) for run in shown]
         timed = [s for s in seconds if s]
         time_cell = (f"{sum(timed) / 60:.0f} min ({sum(timed) / 60 / len(timed):.0f} min a run)" if timed else "–")
         listed = len(c["runs"]) + len(c["not_run"])
-        lines.append(f"| {name} | `{c['command']}` | {len(shown)} / {len(c['runs'])} / {listed} | {time_cell} |")
+        session = c.get("session")
+        session_cell = (f"{len(session['runs'])} runs, {session['jobs']} at a time × {session['threads_per_job']} "
+                        f"thread(s): {session['wall_s'] / 60:.0f} min wall on {session['cores']} cores"
+                        if session else "–")
+        lines.append(f"| {name} | `{c['command']}` | {len(shown)} / {len(c['runs'])} / {listed} | {time_cell} "
+                     f"| {session_cell} |")
     return "\n".join(lines) + "\n"
 
 

@@ -38,19 +38,19 @@ CSV_COLUMNS = {"train_log.csv": ("step", "loss"), "learning_curve.csv": ("step",
 def check_number(where: str, field: str, value, bounds) -> None:
     low, high, low_open = bounds
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise DataError(f"{where}: {field} must be a number, got {value!r}; rerun the stage that writes it")
+        raise DataError(f"{where}: {field} must be a number, got {value!r}; rerun the stage that writes it (dvc repro)")
     if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
         interval = f"{'(' if low_open else '['}{low}, {high}]"
         raise DataError(f"{where}: {field} = {value!r} is not a finite number in {interval}; "
-                        "rerun the stage that writes it")
+                        "rerun the stage that writes it (dvc repro)")
 
 
 def check_fields(where: str, data: dict, required: dict, optional: dict | None = None) -> dict:
     if not isinstance(data, dict):
-        raise DataError(f"{where}: must hold a JSON object; rerun the stage that writes it")
+        raise DataError(f"{where}: must hold a JSON object; rerun the stage that writes it (dvc repro)")
     for field, bounds in required.items():
         if field not in data:
-            raise DataError(f"{where}: lacks the field {field}; rerun the stage that writes it")
+            raise DataError(f"{where}: lacks the field {field}; rerun the stage that writes it (dvc repro)")
         check_number(where, field, data[field], bounds)
     for field, bounds in (optional or {}).items():
         if data.get(field) is not None:
@@ -63,7 +63,7 @@ def model_metrics(path: Path, name: str) -> dict:
     metrics = check_fields(str(path), read_json(path), METRIC_FIELDS, OPTIONAL_FIELDS)
     if MODELS[name].diagnostics is not StudyModel.diagnostics and not isinstance(metrics.get("diagnostics"), dict):
         raise DataError(f"{path}: lacks the field diagnostics, which {MODELS[name].display_name}'s evaluation writes; "
-                        "rerun the stage that writes it")
+                        "rerun the stage that writes it (dvc repro)")
     return metrics
 
 
@@ -80,11 +80,13 @@ def numeric_csv(path: Path) -> pd.DataFrame:
             from None
     for column in CSV_COLUMNS.get(Path(path).name, ()):
         if column not in table:
-            raise DataError(f"{path}: lacks the column {column}; rerun the stage that writes it")
+            raise DataError(f"{path}: lacks the column {column}; rerun the stage that writes it (dvc repro)")
         values = pd.to_numeric(table[column], errors="coerce")
         bad = values.isna() | ~values.apply(lambda v: math.isfinite(v) if isinstance(v, float) else True)
         if bad.any():
             row = int(bad.idxmax())
-            raise DataError(f"{path}: row {row + 1} of column {column} is {table[column][row]!r}, not a finite "
-                            "number; rerun the stage that writes it")
+            value = table[column][row]
+            shown = repr(value) if isinstance(value, str) else str(value)
+            raise DataError(f"{path}: row {row + 1} of column {column} is {shown}, not a finite "
+                            "number; rerun the stage that writes it (dvc repro)")
     return table

@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..analysis import (SAME_WITHIN, against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text,
+from ..analysis import (SAME_WITHIN, TIE, against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text,
                         few_step_comparison, noise_injection)
 from ..evaluate import TIMING_SPREAD_LIMIT
 from ..models import MODELS
@@ -190,6 +190,10 @@ def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = N
     return text
 
 
+def _winner(name: str) -> str:
+    return "neither" if name == TIE else display_name(name)
+
+
 def few_step_lines(metrics: dict, sweeps: pd.DataFrame, reference: dict) -> list[str]:
     """analysis.few_step_comparison in words: every bound model after the first (MDLM) against the first."""
     bounds = [name for name, m in metrics.items() if m["perplexity_kind"] == "bound"]
@@ -206,11 +210,12 @@ def few_step_lines(metrics: dict, sweeps: pd.DataFrame, reference: dict) -> list
             described = [f"{display_name(name)} judge perplexity {p['judge_perplexity']:.1f}, entropy "
                          f"{p['entropy']:.2f}{' (repetitive)' if step['ranks'][name][0] else ''}"
                          for name, p in step["points"].items()]
-            cells.append(f"at {n} steps **{display_name(step['winner'])}** ({'; '.join(described)})")
-        timed = (f"at equal sampling time (the rule above, over these two models) **{display_name(c['equal_time_winner'])}**"
+            cells.append(f"at {n} steps **{_winner(step['winner'])}** ({'; '.join(described)})")
+        timed = (f"at equal sampling time (the rule above, over these two models) **{_winner(c['equal_time_winner'])}**"
                  if c["equal_time_winner"] else "at equal sampling time: not in both sweeps")
         lines += [f"**Few-step sampling, {a} against {b}.** Which writes better, by the one rule of this report "
-                  "(repetitive sample sets last, then the smaller distance to real text), at each model's default "
+                  "(repetitive sample sets last, then the smaller distance to real text; neither where the two are "
+                  f"within {SAME_WITHIN:.0%} of each other's distance), at each model's default "
                   f"temperature: " + "; ".join(cells) + f"; {timed}.", ""]
     return lines
 
