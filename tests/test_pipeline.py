@@ -187,10 +187,9 @@ def test_ctrl_c_during_a_rerun_keeps_the_earlier_experiment_and_leaves_nothing_b
     process = subprocess.Popen([sys.executable, "stages/experiments.py", "sdd_variants", "k2"], cwd=work, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     standalone = work / ".dvc" / "tmp" / "exps" / "standalone"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (standalone.is_dir() and any(standalone.iterdir())):
-        time.sleep(0.2)
-    time.sleep(3)  # inside the run's stages
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(standalone.glob("*/.cache/checkpoints/*")):
+        time.sleep(0.05)  # until the run's training has written its first checkpoint: inside its training loop
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0 and "Traceback" not in stderr, stderr

@@ -50,7 +50,7 @@ def group_runs(collected: dict, raw_params: dict, defined: dict, root: Path = Pa
             if model:
                 runs[name].update(metrics=run["models"][model]["metrics"], samples=run["models"][model]["samples"])
     return {"model": model, "runs": runs, "excluded": excluded, "command": collected["command"],
-            "not_run": collected["not_run"]}
+            "not_run": collected["not_run"], "session": collected.get("session")}
 
 
 def seed_runs(metrics: dict[str, dict], seeds: dict | None, seed: int) -> dict[str, dict[str, dict]]:

@@ -24,7 +24,7 @@ def plot_samplers(sweeps: pd.DataFrame, reference: dict, path: Path) -> None:
     if sweeps.empty:
         left.text(0.5, 0.5, "no sampler run is bound to this study yet", ha="center", transform=left.transAxes)
     colours = dict(zip(sweeps["model"].unique(), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    markers = itertools.cycle("osD^vP*Xh<>")
+    markers = itertools.cycle("sD^vP*Xh<>p")  # "o" is the plain samplers'
     for (model, sampler), group in sweeps.groupby(["model", "sampler"], sort=False):
         style = {"color": colours[model], "marker": "o" if sampler == PLAIN else next(markers), "linestyle": "none",
                  "alpha": 0.85, "label": f"{display_name(model)}: {sampler}"}
@@ -67,6 +67,12 @@ def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, referenc
              "settings rank last). Published (OpenWebText, 4,096 steps): ReMDM's remasking raises MDLM's MAUVE from "
              "0.035 to 0.656 and lowers its judge perplexity from 50.9 to 17.6; AR with nucleus 0.9 scores 0.760 / "
              "12.1.", "", f"![samplers]({plot_name})", ""]
+    session = group.get("session")
+    if session:
+        lines += [f"Timing caveat: the sampler runs ran {session['jobs']} at a time on {session['threads_per_job']} "
+                  f"torch thread(s) each ({session['cores']} cores), the plain samplers in this pipeline on its own "
+                  "threads; times from different runs are not strictly comparable, so a pick at equal time may move "
+                  "by a step count where two settings' times are close.", ""]
     exact = next((n for n, m in metrics.items() if m["perplexity_kind"] == "exact"), None)
     bound = next((n for n, m in metrics.items() if m["perplexity_kind"] == "bound"), None)
     for factor, plain, label in ((1.0, metrics, "at the default length"),
