@@ -102,6 +102,11 @@ def at_least_as_good(m: dict, other: dict, reference: dict) -> bool:
     return m_distance <= (1 + SAME_WITHIN) * other_distance
 
 
+def sweep_point_metrics(point) -> dict:
+    """A sweep row or pick (judge_perplexity, entropy) in the metrics' names, for the rules above."""
+    return {"sample_judge_perplexity": point["judge_perplexity"], "sample_entropy": point["entropy"]}
+
+
 def closest_to_real_text(runs: dict, reference: dict) -> str | None:
     """The run (name -> {"metrics": ...}) whose samples rank best by quality_rank; None if there is none."""
     if not runs:
@@ -363,8 +368,7 @@ def few_step_comparison(sweeps: pd.DataFrame, temperatures: dict[str, float], re
         if None in points.values():
             by_steps[n] = {"points": points, "winner": None}
             continue
-        as_metrics = {name: {"sample_judge_perplexity": p["judge_perplexity"], "sample_entropy": p["entropy"]}
-                      for name, p in points.items()}
+        as_metrics = {name: sweep_point_metrics(p) for name, p in points.items()}
         ranks = {name: quality_rank(m, reference) for name, m in as_metrics.items()}
         a, b = as_metrics[challenger], as_metrics[baseline]
         tie = at_least_as_good(a, b, reference) and at_least_as_good(b, a, reference)  # within SAME_WITHIN
@@ -373,8 +377,7 @@ def few_step_comparison(sweeps: pd.DataFrame, temperatures: dict[str, float], re
     timed = best_at_equal_time(pair, reference) if pair["model"].nunique() == 2 else None
     winner = None
     if timed:
-        first, second = ({"sample_judge_perplexity": p["judge_perplexity"], "sample_entropy": p["entropy"]}
-                         for p in timed["picks"][:2])
+        first, second = (sweep_point_metrics(p) for p in timed["picks"][:2])
         winner = TIE if at_least_as_good(second, first, reference) else timed["picks"][0]["model"]
     return {"challenger": challenger, "baseline": baseline, "by_steps": by_steps,
             "equal_time": timed, "equal_time_winner": winner}

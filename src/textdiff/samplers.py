@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .analysis import against_spread, best_at_equal_time, distance_to_real_text
+from .analysis import against_spread, best_at_equal_time, distance_to_real_text, sweep_point_metrics
 
 PLAIN = "plain"  # the model's default sampler (ancestral for the diffusion models, plain temperature for AR)
 
@@ -60,10 +60,6 @@ def best_samplers(sweeps: pd.DataFrame, reference: dict, factor: float) -> dict:
     return ranking
 
 
-def _distance(judge_perplexity: float, entropy: float, reference: dict) -> float:
-    return distance_to_real_text({"sample_judge_perplexity": judge_perplexity, "sample_entropy": entropy}, reference)
-
-
 def gap_with_samplers(plain: dict[str, dict], ranking: dict, reference: dict, exact: str, bound: str,
                       spread: dict | None) -> dict | None:
     """The bound model's distance to real text minus the exact model's: with their plain samplers at the default
@@ -74,8 +70,8 @@ def gap_with_samplers(plain: dict[str, dict], ranking: dict, reference: dict, ex
     if not all(name in plain and name in picks for name in (exact, bound)):
         return None
     before = distance_to_real_text(plain[bound], reference) - distance_to_real_text(plain[exact], reference)
-    after = (_distance(picks[bound]["judge_perplexity"], picks[bound]["entropy"], reference)
-             - _distance(picks[exact]["judge_perplexity"], picks[exact]["entropy"], reference))
+    after = (distance_to_real_text(sweep_point_metrics(picks[bound]), reference)
+             - distance_to_real_text(sweep_point_metrics(picks[exact]), reference))
     spreads = [(spread or {}).get(name, {}).get("distance") for name in (exact, bound)]
     margin = against_spread(before - after, spreads)
     beyond = margin["within"] is not None and not margin["within"]
