@@ -1,9 +1,10 @@
 import pytest
 import yaml
 
+from textdiff.cli import UsageError
 from textdiff.errors import ParamError
-from textdiff.experiments import (changed_keys, exp_run_command, flatten, read_groups, study_hashes, study_params,
-                                  upstream_stages)
+from textdiff.experiments import (changed_keys, collected_sessions, exp_run_command, flatten, read_groups,
+                                  sessions_after, study_hashes, study_params, upstream_stages)
 from textdiff.models import model_names
 from tests.conftest import REPO
 
@@ -102,4 +103,29 @@ def test_a_failing_run_is_reported_and_the_rest_of_its_group_still_runs(monkeypa
         runpy.run_path(str(REPO / "stages" / "experiments.py"), run_name="__main__")
     assert exit_status.value.code == 1 and ran == ["k1", "k2", "k4"]
     captured = capsys.readouterr()
-    assert "sdd_variants / k2 failed" in captured.out and "1 run(s) failed: k2" in captured.err
+    assert "sdd_variants / k2 failed" in captured.out and "1 run(s) failed: sdd_variants / k2" in captured.err
+
+
+def experiments_cli():
+    import runpy
+    return runpy.run_path(str(REPO / "stages" / "experiments.py"))
+
+
+def test_arguments_name_groups_each_followed_by_any_of_its_runs():
+    cli, groups = experiments_cli(), read_groups(REPO / "params.yaml")
+    assert cli["selected_runs"](["training_length", "ar-x4", "mdlm-x4", "learning_rates"], groups) == {
+        "training_length": ["ar-x4", "mdlm-x4"], "learning_rates": ["lr-half", "lr-double"]}
+    with pytest.raises(UsageError, match="unknown run lr-half of training_length; it has ar-x4"):
+        cli["selected_runs"](["training_length", "lr-half"], groups)
+    with pytest.raises(UsageError, match="unknown experiment group 'ar-x4'"):
+        cli["selected_runs"](["ar-x4"], groups)
+
+
+def test_a_session_stays_on_record_while_a_run_it_made_is_not_rerun():
+    first = {"runs": ["a", "b"], "wall_s": 10.0}
+    second = {"runs": ["a"], "wall_s": 5.0}
+    assert sessions_after([first], second) == [first, second]  # b is still first's
+    third = {"runs": ["b"], "wall_s": 7.0}
+    assert sessions_after([first, second], third) == [second, third]  # first's runs were all rerun
+    assert sessions_after([first], None) == [first]  # collecting alone changes no session
+    assert collected_sessions({"session": first}) == [first]  # a file from before `sessions`

@@ -148,20 +148,28 @@ def test_bad_param_fails_in_one_line_before_any_work(study):
     assert result.stderr.strip().splitlines()[-1].startswith("error: params.yaml: k must be an integer")
 
 
-def test_a_group_runs_through_dvcs_queue_two_at_a_time_each_on_its_share_of_the_cores(study):
+def test_groups_run_through_one_dvc_queue_two_at_a_time_each_on_its_share_of_the_cores(study):
     work, env, _ = study
     params = micro_params_dict()
     params["experiments"]["queued"] = {"stages": ["evaluate@ar"], "set": {"sample.ar.sweep": False},
                                        "runs": {"t07": {"sample.ar.temperature": 0.7},
                                                 "t09": {"sample.ar.temperature": 0.9}}}
+    params["experiments"]["queued_too"] = {"stages": ["evaluate@ar"], "set": {"sample.ar.sweep": False},
+                                           "runs": {"t08": {"sample.ar.temperature": 0.8},
+                                                    "t06": {"sample.ar.temperature": 0.6}}}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "commit", "-qam", "a queued group"], work, env)
+    run(["git", "commit", "-qam", "two queued groups"], work, env)
     try:
-        run([sys.executable, "stages/experiments.py", "queued", "--jobs", "2"], work, env)
+        # Every run of `queued` and one of `queued_too`, in one queue.
+        run([sys.executable, "stages/experiments.py", "queued", "queued_too", "t08", "--jobs", "2"], work, env)
         collected = json.loads((work / "eval" / "experiments" / "queued.json").read_text())
-        assert set(collected["runs"]) == {"t07", "t09"} and collected["session"]["jobs"] == 2
+        too = json.loads((work / "eval" / "experiments" / "queued_too.json").read_text())
+        assert set(collected["runs"]) == {"t07", "t09"} and set(too["runs"]) == {"t08"} and too["not_run"] == ["t06"]
+        session = collected["sessions"][-1]
+        assert session["jobs"] == 2 and session["queued_with"] == ["queued_too"]
+        assert too["sessions"][-1]["queued_with"] == ["queued"] and too["sessions"][-1]["runs"] == ["t08"]
         threads = max(1, (os.cpu_count() or 1) // 2)
-        assert collected["session"]["threads_per_job"] == threads
+        assert session["threads_per_job"] == threads
         for name, run_ in collected["runs"].items():  # each job ran its stages on its share of the cores
             assert run_["models"]["ar"]["metrics"]["gen_threads"] == threads, name
         assert not list((work / ".dvc" / "tmp" / "exps" / "standalone").glob("*"))
@@ -172,6 +180,7 @@ def test_a_group_runs_through_dvcs_queue_two_at_a_time_each_on_its_share_of_the_
     finally:
         (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
         (work / "eval" / "experiments" / "queued.json").unlink(missing_ok=True)
+        (work / "eval" / "experiments" / "queued_too.json").unlink(missing_ok=True)
         run(["git", "commit", "-qam", "back", "--allow-empty"], work, env)
 
 

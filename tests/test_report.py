@@ -229,12 +229,22 @@ def test_a_collected_group_without_a_section_of_its_own_gets_a_generic_one():
     assert "- slow: it ran other code (src/textdiff/train.py)." in text and "Not run yet: later." in text
 
 
-def test_the_groups_table_says_how_the_last_session_ran():
+def test_the_groups_table_sums_the_sessions_behind_the_runs_shown():
     from textdiff.report.groups import groups_table
     collected = {"data_reuse": {"command": "python stages/experiments.py data_reuse", "not_run": ["u4-e64"],
-                                "runs": {"u16-e4": {"stage_seconds": {"train@ar": 60.0, "evaluate@ar": 60.0}}},
-                                "session": {"runs": ["u16-e4"], "jobs": 2, "threads_per_job": 1, "cores": 2,
-                                            "wall_s": 600.0}}}
-    table = groups_table(collected, {"data_reuse": {"runs": {"u16-e4": {}}}})
-    assert table.splitlines()[2] == ("| data_reuse | `python stages/experiments.py data_reuse` | 1 / 1 / 2 | 2 min (2 min a "
-                                     "run) | 1 runs, 2 at a time × 1 thread(s): 10 min wall on 2 cores |")
+                                "runs": {"u16-e4": {"stage_seconds": {"train@ar": 60.0, "evaluate@ar": 60.0}},
+                                         "u16-e16": {}, "old": {}},
+                                "sessions": [{"runs": ["old"], "jobs": 1, "threads_per_job": 2, "cores": 2,
+                                              "wall_s": 900.0},
+                                             {"runs": ["u16-e4"], "jobs": 2, "threads_per_job": 1, "cores": 2,
+                                              "wall_s": 600.0, "queued_with": ["samplers"]},
+                                             {"runs": ["u16-e16"], "jobs": 2, "threads_per_job": 1, "cores": 2,
+                                              "wall_s": 1200.0, "queued_with": []}]}}
+    # "old" is collected but not shown (another study's): its session's time is not counted.
+    table = groups_table(collected, {"data_reuse": {"runs": {"u16-e4": {}, "u16-e16": {}}}})
+    assert table.splitlines()[2] == ("| data_reuse | `python stages/experiments.py data_reuse` | 2 / 3 / 4 | 2 min (2 min a "
+                                     "run) | 2 runs in 2 session(s), 2 at a time on 1 torch thread(s) each: 30 min wall "
+                                     "on 2 cores (one queue with samplers) |")
+    # A file from before `sessions` holds its last session as `session`.
+    legacy = {"data_reuse": {**collected["data_reuse"], "sessions": None, "session": collected["data_reuse"]["sessions"][1]}}
+    assert "1 runs in 1 session(s)" in groups_table(legacy, {"data_reuse": {"runs": {"u16-e4": {}}}})

@@ -194,17 +194,18 @@ def queue_command(group: Group, run: str) -> list[str]:
     return command[:3] + ["--queue"] + command[4:]  # `dvc exp run --queue --name ...` instead of --temp
 
 
-def run_in_queue(group: Group, runs: list[str], jobs: int, cwd=".", poll_s: float = 10.0) -> list[str]:
-    """Runs the runs through DVC's own queue, `jobs` at a time (`dvc queue start --jobs`), each on
-    cores // jobs torch threads; returns the runs that failed. As with run_experiment, an earlier experiment
-    is removed only where its rerun succeeded, and Ctrl-C stops the queue's workers."""
+def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s: float = 10.0) -> list[tuple[Group, str]]:
+    """Runs the (group, run) pairs through DVC's own queue, in their order, `jobs` at a time (`dvc queue start
+    --jobs`), each on cores // jobs torch threads; returns the pairs that failed. Runs of several groups share one
+    queue, so no core waits for a group's last run while another group's runs wait. As with run_experiment, an
+    earlier experiment is removed only where its rerun succeeded, and Ctrl-C stops the queue's workers."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    names = {experiment_name(group, run): run for run in runs}
+    names = {experiment_name(group, run): (group, run) for group, run in selection}
     aside = set_aside(list(names), cwd)
     before = {name: newest_experiment(name, cwd) for name in names}
     succeeded = set()
     try:
-        for run in runs:
+        for group, run in selection:
             queued = subprocess.run(queue_command(group, run), cwd=cwd, env=experiment_env(threads),
                                     capture_output=True, text=True)
             if queued.returncode:
@@ -213,7 +214,7 @@ def run_in_queue(group: Group, runs: list[str], jobs: int, cwd=".", poll_s: floa
                                  capture_output=True, text=True)
         if started.returncode:
             raise ParamError(f"dvc queue start failed: {started.stderr.strip()}")
-        print(f"queued {len(runs)} runs; {jobs} at a time on {threads} torch thread(s) each", flush=True)
+        print(f"queued {len(selection)} runs; {jobs} at a time on {threads} torch thread(s) each", flush=True)
         while any(state in ("Queued", "Running") for state in queue_states(cwd).values()):
             time.sleep(poll_s)
         succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
@@ -224,7 +225,20 @@ def run_in_queue(group: Group, runs: list[str], jobs: int, cwd=".", poll_s: floa
     finally:
         _dvc("queue", "stop", cwd=cwd)
         settle(aside, succeeded, cwd)
-    return [names[name] for name in names if name not in succeeded]
+    return [pair for name, pair in names.items() if name not in succeeded]
+
+
+def collected_sessions(collected: dict) -> list[dict]:
+    """A collected group's sessions (files from before `sessions` hold the last one as `session`)."""
+    return collected.get("sessions") or ([collected["session"]] if collected.get("session") else [])
+
+
+def sessions_after(previous: list[dict], session: dict | None) -> list[dict]:
+    """The sessions behind a group's collected runs: a new session's runs replace their earlier experiments, so
+    an earlier session is kept only while some run it made has not been rerun since."""
+    sessions = previous + ([session] if session else [])
+    return [s for i, s in enumerate(sessions)
+            if set(s["runs"]) - {run for later in sessions[i + 1:] for run in later["runs"]}]
 
 
 def queue_states(cwd=".") -> dict[str, str]:
@@ -311,7 +325,8 @@ def entry(group: Group, run: str) -> dict | None:
 def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None = None) -> dict:
     """Each run's experiment commit, what it ran (params, overrides, code, data and judge hashes) and the
     metrics and first samples of the group's models, written to <out_dir>/<group>.json. session: how the runs
-    just made were run ({"runs", "jobs", "threads_per_job", "cores", "wall_s"}), kept until the next session."""
+    just made were run ({"runs", "jobs", "threads_per_job", "cores", "wall_s", and "queued_with": the other
+    groups that shared its queue}), added to `sessions`, where it stays while a run it made is not rerun."""
     out_path = Path(cwd) / out_dir / f"{group.name}.json"
     # A run with no experiment here keeps what was collected for it before (from another clone, or before runs
     # recorded what they ran with): the report binds it to the study or lists it as excluded, saying why.
@@ -371,7 +386,6 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
     result = {"group": group.name, "command": f"{COMMAND} {group.name}", "stages": list(group.stages),
               "models": list(group.models), "runs": collected,
               "not_run": [run for run in group.runs if run not in collected]}
-    if session or previous.get("session"):
-        result["session"] = session or previous["session"]
+    result["sessions"] = sessions_after(collected_sessions(previous), session)
     write_json(out_path, result)
     return result

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 
 from ..analysis import (RISE_IN_STANDARD_ERRORS, against_spread, context_use, gap_narrows,
                         learning_rate_sensitivity, overfitting, run_binding, token_multiplier)
-from ..experiments import entry, study_params
+from ..experiments import collected_sessions, entry, study_params
 from ..io import atomic_path
 from .format import KIND_SHORT, display_name, excluded_lines, margin_words, with_error
 
@@ -50,7 +50,7 @@ def group_runs(collected: dict, raw_params: dict, defined: dict, root: Path = Pa
             if model:
                 runs[name].update(metrics=run["models"][model]["metrics"], samples=run["models"][model]["samples"])
     return {"model": model, "runs": runs, "excluded": excluded, "command": collected["command"],
-            "not_run": collected["not_run"], "session": collected.get("session")}
+            "not_run": collected["not_run"], "sessions": collected_sessions(collected)}
 
 
 def seed_runs(metrics: dict[str, dict], seeds: dict | None, seed: int) -> dict[str, dict[str, dict]]:
@@ -267,11 +267,28 @@ def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]],
     return lines + excluded_lines(lengths.get("excluded", {}), command) + [""]
 
 
+def parallelism(sessions: list[dict]) -> str:
+    """How sessions ran their runs, e.g. '2 at a time on 1 torch thread(s) each'."""
+    kinds = sorted({(s["jobs"], s["threads_per_job"]) for s in sessions})
+    return " or ".join(f"{jobs} at a time on {threads} torch thread(s) each" for jobs, threads in kinds)
+
+
+def sessions_cell(sessions: list[dict], shown) -> str:
+    """The sessions that ran a group's shown runs: their runs, how they ran them, their summed wall time."""
+    live = [s for s in sessions if set(s["runs"]) & set(shown)]
+    if not live:
+        return "–"
+    shared = sorted({name for s in live for name in s.get("queued_with", [])})
+    return (f"{sum(len(s['runs']) for s in live)} runs in {len(live)} session(s), {parallelism(live)}: "
+            f"{sum(s['wall_s'] for s in live) / 60:.0f} min wall on {live[-1]['cores']} cores"
+            + (f" (one queue with {', '.join(shared)})" if shared else ""))
+
+
 def groups_table(collected: dict[str, dict], groups: dict[str, dict]) -> str:
     """Each collected experiment group: its command, runs shown (bound to this study) of those collected and
-    listed, the stage time its shown runs took (the stages each run reproduced, from their timings), and how
-    its last session ran (runs, parallel jobs and threads each, wall time on how many cores)."""
-    lines = ["| group | command | runs shown / collected / listed | stage time of the runs shown | last session |",
+    listed, the stage time its shown runs took (the stages each run reproduced, from their timings), and the
+    sessions that ran them (runs, parallel jobs and threads each, wall time on how many cores)."""
+    lines = ["| group | command | runs shown / collected / listed | stage time of the runs shown | sessions that ran them |",
              "|---|---|---|---|---|"]
     for name, c in collected.items():
         shown = groups[name]["runs"]
@@ -279,12 +296,8 @@ def groups_table(collected: dict[str, dict], groups: dict[str, dict]) -> str:
         timed = [s for s in seconds if s]
         time_cell = (f"{sum(timed) / 60:.0f} min ({sum(timed) / 60 / len(timed):.0f} min a run)" if timed else "–")
         listed = len(c["runs"]) + len(c["not_run"])
-        session = c.get("session")
-        session_cell = (f"{len(session['runs'])} runs, {session['jobs']} at a time × {session['threads_per_job']} "
-                        f"thread(s): {session['wall_s'] / 60:.0f} min wall on {session['cores']} cores"
-                        if session else "–")
         lines.append(f"| {name} | `{c['command']}` | {len(shown)} / {len(c['runs'])} / {listed} | {time_cell} "
-                     f"| {session_cell} |")
+                     f"| {sessions_cell(collected_sessions(c), shown)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,7 @@ from ..analysis import ENTROPY_FLOOR
 from ..io import atomic_path
 from ..samplers import PLAIN, best_samplers, gap_with_samplers, sampler_sweeps
 from .format import display_name, excluded_lines, margin_words
+from .groups import parallelism
 
 SAMPLERS_GROUP = "samplers"
 LONGEST = 16.0  # the training-length factor of the longest runs
@@ -67,10 +68,9 @@ def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, referenc
              "settings rank last). Published (OpenWebText, 4,096 steps): ReMDM's remasking raises MDLM's MAUVE from "
              "0.035 to 0.656 and lowers its judge perplexity from 50.9 to 17.6; AR with nucleus 0.9 scores 0.760 / "
              "12.1.", "", f"![samplers]({plot_name})", ""]
-    session = group.get("session")
-    if session:
-        lines += [f"Timing caveat: the sampler runs ran {session['jobs']} at a time on {session['threads_per_job']} "
-                  f"torch thread(s) each ({session['cores']} cores), the plain samplers in this pipeline on its own "
+    if group.get("sessions"):
+        lines += [f"Timing caveat: the sampler runs ran {parallelism(group['sessions'])} "
+                  f"({group['sessions'][-1]['cores']} cores), the plain samplers in this pipeline on its own "
                   "threads; times from different runs are not strictly comparable, so a pick at equal time may move "
                   "by a step count where two settings' times are close.", ""]
     exact = next((n for n, m in metrics.items() if m["perplexity_kind"] == "exact"), None)
