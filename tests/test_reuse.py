@@ -92,3 +92,23 @@ def test_the_section_renders_and_writes_its_plot(tmp_path):
     assert "## Does diffusion win when data repeats?" in text and "**Does diffusion win when data repeats? yes.**" in text
     assert "MDLM at 256 epochs" in text and (tmp_path / "data_reuse.png").read_bytes()[:4] == b"\x89PNG"
     assert reuse_section({}, REFERENCE, TOTAL, "data_reuse.png", tmp_path) == []
+
+
+def test_the_section_joins_the_runs_of_every_data_reuse_group(tmp_path):
+    """The longest runs are one model per group (data_reuse_<model>): their points join the same series."""
+    from textdiff.report.reuse import reuse_section
+    runs = constructed_runs()
+    longest = runs.pop("u16-e256")
+    command = "python stages/experiments.py {}"
+    groups = {"data_reuse": {"runs": runs, "excluded": {}, "not_run": [], "command": command.format("data_reuse")},
+              "data_reuse_mdlm": {"runs": {"u16-e256": {**longest, "models": {"mdlm": longest["models"]["mdlm"]}}},
+                                  "excluded": {}, "not_run": [], "command": command.format("data_reuse_mdlm")},
+              "data_reuse_ar": {"runs": {"u16-e256": {**longest, "models": {"ar": longest["models"]["ar"]}}},
+                                "excluded": {}, "not_run": [], "command": command.format("data_reuse_ar")},
+              "samplers": {"runs": {"u16-e256": longest}, "excluded": {}, "not_run": [], "command": "elsewhere"}}
+    joined = "\n".join(reuse_section(groups, REFERENCE, TOTAL, "data_reuse.png", tmp_path))
+    alone = "\n".join(reuse_section({"data_reuse": groups["data_reuse"]}, REFERENCE, TOTAL, "data_reuse.png", tmp_path))
+    assert "MDLM at 256 epochs" in joined and "MDLM at 256 epochs" not in alone
+    whole = "\n".join(reuse_section({"data_reuse": {**groups["data_reuse"], "runs": constructed_runs()}}, REFERENCE,
+                                    TOTAL, "data_reuse.png", tmp_path))
+    assert joined == whole  # the same runs, however they are grouped (a group of another name adds nothing)

@@ -23,7 +23,17 @@ SEEDS_GROUP = "seeds"
 LR_GROUP = "learning_rates"
 LENGTH_GROUP = "training_length"
 #: Groups with a section of their own; any other collected group gets generic_group_section.
-DEDICATED = (VARIANTS_GROUP, SEEDS_GROUP, LR_GROUP, LENGTH_GROUP, "data_reuse", "data_reuse_sdd", "samplers")
+DEDICATED = (VARIANTS_GROUP, SEEDS_GROUP, LR_GROUP, LENGTH_GROUP, "samplers")
+REUSE_PREFIX = "data_reuse"  # data_reuse and every data_reuse_<name> group feed the data-reuse section
+
+
+def is_reuse_group(name: str) -> bool:
+    return name == REUSE_PREFIX or name.startswith(REUSE_PREFIX + "_")
+
+
+def has_own_section(name: str) -> bool:
+    """Whether the report has a section of its own for a group (the others get the generic one)."""
+    return name in DEDICATED or is_reuse_group(name)
 
 
 def file_md5(path: Path) -> str | None:

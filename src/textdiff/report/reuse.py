@@ -10,8 +10,7 @@ from ..io import atomic_path
 from ..reuse import (PUBLISHED_HALF_LIFE, best_epochs, crossover, diffusion_wins, half_life, repetition_cost,
                      reuse_points, seed_nll_spread, series)
 from .format import KIND_SHORT, display_name, excluded_lines
-
-REUSE_GROUPS = ("data_reuse", "data_reuse_sdd")
+from .groups import is_reuse_group
 
 
 def _u_label(unique_rows: int | None, total_rows: int, width: int | None = None) -> str:
@@ -61,12 +60,12 @@ def plot_reuse(lines: dict[tuple, list], total_rows: int, path: Path) -> None:
 
 def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plot_name: str, out_dir: Path) -> list[str]:
     """The section (nothing where no data_reuse group is collected); writes its plot in every case."""
-    present = [groups[name] for name in REUSE_GROUPS if name in groups]
+    present = [group for name, group in groups.items() if is_reuse_group(name)]
     if not present:
         plot_reuse({}, total_rows, out_dir / plot_name)
         return []
-    runs = {f"{group_name}/{name}": run for group_name in REUSE_GROUPS if group_name in groups
-            for name, run in groups[group_name]["runs"].items()}
+    runs = {f"{group_name}/{name}": run for group_name, group in groups.items() if is_reuse_group(group_name)
+            for name, run in group["runs"].items()}
     lines = ["## Does diffusion win when data repeats?", "",
              "Each model trained on a seeded subset of U of the packed training rows (the same rows for every model "
              "and run) for E epochs, each a full warmup-and-cosine schedule of its own, with the study's tokenizer, "

@@ -14,8 +14,8 @@ from ..models import MODELS
 from .format import (KIND_SHORT, TIMED_APART, apart_mark, display_name, excluded_lines, finish_plot, gen_time,
                      indent, margin_words, overrides_text, perplexity_cell, sampler_note, seeds_header, spread_cell,
                      timed_apart_note, with_error)
-from .groups import (DEDICATED, LR_GROUP, SEEDS_GROUP, generic_group_section, learning_rate_runs, learning_rate_section,
-                     spreads_by_label)
+from .groups import (LR_GROUP, SEEDS_GROUP, generic_group_section, has_own_section, learning_rate_runs,
+                     learning_rate_section, spreads_by_label)
 from .variants import variants_section
 
 
@@ -382,7 +382,7 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     if sdd_name in metrics and "context_only_accuracy" in metrics[sdd_name]:
         lines += noise_injection_lines(sdd_name, metrics, variants, reference)
     for name, other in groups.items():
-        if name not in DEDICATED:
+        if not has_own_section(name):
             lines += generic_group_section(name, other, reference)
     if groups.get(SEEDS_GROUP) and groups[SEEDS_GROUP]["excluded"]:
         lines += ["## Seed runs not shown", ""] + excluded_lines(groups[SEEDS_GROUP]["excluded"],
