@@ -80,8 +80,9 @@ def main():
                 wall_s[name] = round(time.perf_counter() - tic, 1)
     cores = os.cpu_count() or 1
     for name, runs in selection.items():
+        made = [run for run in runs if f"{name} / {run}" not in failed]  # a failed run's earlier experiment stays
         session = None if args.collect_only else {
-            "runs": runs, "jobs": args.jobs or 1, "cores": cores,
+            "runs": made, "jobs": args.jobs or 1, "cores": cores,
             "threads_per_job": max(1, cores // args.jobs) if args.jobs else torch.get_num_threads(),
             "wall_s": wall_s[name], "queued_with": [other for other in shared if other != name]}
         collected = collect(groups[name], session=session)

@@ -128,4 +128,5 @@ def test_a_session_stays_on_record_while_a_run_it_made_is_not_rerun():
     third = {"runs": ["b"], "wall_s": 7.0}
     assert sessions_after([first, second], third) == [second, third]  # first's runs were all rerun
     assert sessions_after([first], None) == [first]  # collecting alone changes no session
+    assert sessions_after([first], {"runs": [], "wall_s": 3.0}) == [first]  # a session whose runs all failed
     assert collected_sessions({"session": first}) == [first]  # a file from before `sessions`

@@ -235,7 +235,8 @@ def collected_sessions(collected: dict) -> list[dict]:
 
 def sessions_after(previous: list[dict], session: dict | None) -> list[dict]:
     """The sessions behind a group's collected runs: a new session's runs replace their earlier experiments, so
-    an earlier session is kept only while some run it made has not been rerun since."""
+    an earlier session is kept only while some run it made has not been rerun since (a session that made none
+    goes)."""
     sessions = previous + ([session] if session else [])
     return [s for i, s in enumerate(sessions)
             if set(s["runs"]) - {run for later in sessions[i + 1:] for run in later["runs"]}]
