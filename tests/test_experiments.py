@@ -130,3 +130,26 @@ def test_a_session_stays_on_record_while_a_run_it_made_is_not_rerun():
     assert sessions_after([first], None) == [first]  # collecting alone changes no session
     assert sessions_after([first], {"runs": [], "wall_s": 3.0}) == [first]  # a session whose runs all failed
     assert collected_sessions({"session": first}) == [first]  # a file from before `sessions`
+
+
+def test_workers_that_left_with_runs_still_queued_are_started_again():
+    """DVC's workers can stop while runs wait (treeverse/dvc#10562): the runner starts the missing ones again,
+    but not while a just-started worker has yet to show its run as running."""
+    from textdiff.experiments import RESTART_AFTER_S, wait_for_queue
+    poll = 30.0
+    both = {"a": "Running", "b": "Running", "c": "Queued"}
+    one_left = {"a": "Success", "b": "Running", "c": "Queued"}  # a's worker left; c waits
+    restarted = {"a": "Success", "b": "Running", "c": "Running"}
+    done = {"a": "Success", "b": "Success", "c": "Success"}
+    short = int(RESTART_AFTER_S // poll) + 2  # polls in which one worker is missing
+    timeline = iter([both, both] + [one_left] * short + [restarted, done])
+    now, started = [0.0], []
+
+    def sleep(seconds):
+        now[0] += seconds
+    wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
+    assert started == [1]  # once, one worker, only after RESTART_AFTER_S short
+    timeline = iter([both, both, one_left, restarted, done])  # a worker that shows up in time: nothing to do
+    started.clear()
+    wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
+    assert started == []

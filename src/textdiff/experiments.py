@@ -210,13 +210,14 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
                                     capture_output=True, text=True)
             if queued.returncode:
                 raise ParamError(f"dvc could not queue {group.name} / {run}: {queued.stderr.strip().splitlines()[-1]}")
-        started = subprocess.run(["dvc", "queue", "start", "--jobs", str(jobs)], cwd=cwd, env=experiment_env(threads),
-                                 capture_output=True, text=True)
-        if started.returncode:
-            raise ParamError(f"dvc queue start failed: {started.stderr.strip()}")
+        def start_workers(count: int):
+            started = subprocess.run(["dvc", "queue", "start", "--jobs", str(count)], cwd=cwd,
+                                     env=experiment_env(threads), capture_output=True, text=True)
+            if started.returncode:
+                raise ParamError(f"dvc queue start failed: {started.stderr.strip()}")
+        start_workers(jobs)
         print(f"queued {len(selection)} runs; {jobs} at a time on {threads} torch thread(s) each", flush=True)
-        while any(state in ("Queued", "Running") for state in queue_states(cwd).values()):
-            time.sleep(poll_s)
+        wait_for_queue(jobs, lambda: queue_states(cwd), start_workers, poll_s)
         succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
     except KeyboardInterrupt:
         _dvc("queue", "kill", *names, cwd=cwd)
@@ -226,6 +227,30 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
         _dvc("queue", "stop", cwd=cwd)
         settle(aside, succeeded, cwd)
     return [pair for name, pair in names.items() if name not in succeeded]
+
+
+RESTART_AFTER_S = 120.0  # a worker short for this long, with runs still queued, is started again
+
+
+def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.monotonic, sleep=time.sleep) -> None:
+    """Waits until the queue has no run queued or running. DVC's workers can stop with runs still queued
+    (treeverse/dvc#10562: one finished its run and left while the other's ran on for an hour), so where fewer
+    than `jobs` run while some wait, for RESTART_AFTER_S (a started worker takes a while to show its run as
+    running), the missing workers are started again."""
+    short_since = None
+    while True:
+        now = states().values()
+        running, queued = sum(s == "Running" for s in now), sum(s == "Queued" for s in now)
+        if not running and not queued:
+            return
+        if queued and running < jobs:
+            short_since = clock() if short_since is None else short_since
+            if clock() - short_since >= RESTART_AFTER_S:
+                start_workers(min(jobs - running, queued))
+                short_since = None
+        else:
+            short_since = None
+        sleep(poll_s)
 
 
 def collected_sessions(collected: dict) -> list[dict]:
