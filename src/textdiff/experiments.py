@@ -239,8 +239,8 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
     running), the missing workers are started again."""
     short_since = None
     while True:
-        now = states().values()
-        running, queued = sum(s == "Running" for s in now), sum(s == "Queued" for s in now)
+        current = states().values()
+        running, queued = sum(s == "Running" for s in current), sum(s == "Queued" for s in current)
         if not running and not queued:
             return
         if queued and running < jobs:
