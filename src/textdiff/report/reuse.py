@@ -60,11 +60,12 @@ def plot_reuse(lines: dict[tuple, list], total_rows: int, path: Path) -> None:
 
 def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plot_name: str, out_dir: Path) -> list[str]:
     """The section (nothing where no data_reuse group is collected); writes its plot in every case."""
-    present = [group for name, group in groups.items() if is_reuse_group(name)]
-    if not present:
+    reuse_groups = {name: group for name, group in groups.items() if is_reuse_group(name)}
+    if not reuse_groups:
         plot_reuse({}, total_rows, out_dir / plot_name)
         return []
-    runs = {f"{group_name}/{name}": run for group_name, group in groups.items() if is_reuse_group(group_name)
+    present = list(reuse_groups.values())
+    runs = {f"{group_name}/{name}": run for group_name, group in reuse_groups.items()
             for name, run in group["runs"].items()}
     lines = ["## Does diffusion win when data repeats?", "",
              "Each model trained on a seeded subset of U of the packed training rows (the same rows for every model "
