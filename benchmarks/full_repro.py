@@ -4,6 +4,12 @@ Writes reports/benchmarks/full_repro.json. The report itself shows the sum of th
 own wall times (timings/); this adds DVC's overhead between them. The target at the CPU
 default is under 30 minutes on 2 CPU cores.
 
+A shared machine's speed drifts by half or more from day to day (this study's full repro took
+21 to 34 minutes on the same code with identical outputs), so the wall time alone does not
+say whether the code got slower. Before and after the repro, the benchmark also times the
+train-step benchmark's reference step (a plain transformer at the CPU default's size, one
+thread): the study's time in those reference steps is what compares across days.
+
     TINYSTORIES_DIR=../shared/data/tinystories python benchmarks/full_repro.py
 """
 from __future__ import annotations
@@ -13,6 +19,7 @@ import datetime
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -25,6 +32,23 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from textdiff.io import write_json  # noqa: E402
+from train_step import configured_params, interleaved_step_times  # noqa: E402
+
+REFERENCE_STEPS = 20
+
+
+def reference_step_s() -> float:
+    """The machine's speed now: the median time of the plain reference transformer's training step at the CPU
+    default's size, on one thread (as benchmarks/train_step.py times it)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        params = configured_params(argparse.Namespace(scale="cpu", device="cpu", d_model=None, n_layers=None,
+                                                      n_heads=None, d_ff=None, batch_size=None, seq_len=None,
+                                                      vocab_size=None))
+        return statistics.median(interleaved_step_times(["reference"], params, REFERENCE_STEPS, 3)["reference"])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main():
@@ -32,6 +56,7 @@ def main():
     parser.add_argument("--out", default=str(REPO / "reports" / "benchmarks" / "full_repro.json"))
     args = parser.parse_args()
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    speed_before = reference_step_s()
     tic = time.perf_counter()
     process = subprocess.Popen(["dvc", "repro", "--force"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -42,6 +67,7 @@ def main():
     if process.wait():
         sys.exit("dvc repro failed")
     wall = time.perf_counter() - tic
+    speed_after = reference_step_s()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     result = {
         "wall_s": round(wall, 1),
@@ -49,6 +75,9 @@ def main():
         "scale": params["scale"],
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # The machine's speed: the reference step (s) before and after, and the study in reference steps.
+        "reference_step_s": [round(speed_before, 4), round(speed_after, 4)],
+        "reference_steps": round(wall / statistics.mean((speed_before, speed_after))),
         "date": datetime.date.today().isoformat(),
     }
     write_json(args.out, result)

@@ -120,6 +120,12 @@ def summary() -> str:
         lines += ["", f"The whole study, `dvc repro --force` at the {f['scale']} scale: {f['wall_s'] / 60:.1f} min "
                       f"on {f['cpu_cores']} CPU cores ({len(f['stages_run'])} stages, measured {f['date']}); "
                       + ("within" if f["wall_s"] < 30 * 60 else "over") + " the CPU default's 30-minute target."]
+        if "reference_step_s" in f:  # the machine's speed during that run, against the train-step table above
+            reference = next(r["median_step_s"] for r in train["results"] if r["model"] == "reference")
+            before, after = f["reference_step_s"]
+            lines[-1] += (f" The machine ran the reference training step in {before:.3f} s before it and {after:.3f} s "
+                          f"after (the table above: {reference:.3f} s), so the study took {f['reference_steps']} "
+                          f"reference steps: {f['reference_steps'] * reference / 60:.1f} min at the table's speed.")
     return "\n".join(lines) + "\n"
 
 

@@ -1,10 +1,12 @@
+import subprocess
+
 import pytest
 import yaml
 
 from textdiff.cli import UsageError
 from textdiff.errors import ParamError
 from textdiff.experiments import (changed_keys, collected_sessions, exp_run_command, flatten, read_groups,
-                                  sessions_after, study_hashes, study_params, upstream_stages)
+                                  seeded_workspace, sessions_after, study_hashes, study_params, upstream_stages)
 from textdiff.models import model_names
 from tests.conftest import REPO
 
@@ -42,7 +44,10 @@ def test_a_group_that_reproduces_the_report_collects_every_model(tmp_path):
                                     {"g": {"stages": [], "runs": {"a": {"k": 2}}}},
                                     {"g": {"stages": ["report"], "runs": {"a": {}}}},
                                     {"g": {"stages": ["report"], "set": [1], "runs": {"a": {"k": 2}}}},
-                                    {"g": {"stages": ["report"], "runs": {"bad name!": {"k": 2}}}}])
+                                    {"g": {"stages": ["report"], "runs": {"bad name!": {"k": 2}}}},
+                                    {"g": {"stages": ["report"], "runs": {"a": {"k": 2}}, "start_from": {"b": "g/a"}}},
+                                    {"g": {"stages": ["report"], "runs": {"a": {"k": 2}}, "start_from": {"a": "h/a"}}},
+                                    {"g": {"stages": ["report"], "runs": {"a": {"k": 2}}, "start_from": {"a": "g-a"}}}])
 def test_bad_groups_are_one_line_errors(tmp_path, groups):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"k": 8, "experiments": groups}))
@@ -153,3 +158,58 @@ def test_workers_that_left_with_runs_still_queued_are_started_again():
     started.clear()
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
     assert started == []
+
+
+def test_a_run_starts_from_the_trained_stages_of_its_source_and_the_workspace_is_put_back(tmp_path):
+    """seeded_workspace takes from the source experiment's commit the dvc.lock entries of the stages the run rests
+    on that it ran differently, with their outputs git holds; everything else stays, and leaving restores it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+    def lock(train_md5, report_md5):
+        return {"schema": "2.0", "stages": {
+            "train@ar": {"cmd": "train", "deps": [{"path": "src/ar.py", "md5": "c1"}],
+                         "outs": [{"path": "models/ar/model.safetensors", "md5": train_md5},
+                                  {"path": "models/ar/train_summary.json", "md5": train_md5 + "s"}]},
+            "evaluate@ar": {"cmd": "evaluate", "deps": [{"path": "models/ar/model.safetensors", "md5": train_md5}],
+                            "outs": [{"path": "eval/ar/metrics.json", "md5": "m"}]},
+            "report": {"cmd": "report", "deps": [{"path": "eval/ar/metrics.json", "md5": "m"}],
+                       "outs": [{"path": "reports/report.md", "md5": report_md5}]}}}
+    git("init", "-q")
+    for key, value in {"user.name": "t", "user.email": "t@example.com"}.items():
+        git("config", key, value)
+    (tmp_path / "models" / "ar").mkdir(parents=True)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock("w0", "r0")))
+    (tmp_path / "reports" / "report.md").write_text("report of the study")
+    git("add", "-A")
+    git("commit", "-qm", "study")
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock("w16", "r16")))
+    (tmp_path / "models" / "ar" / "train_summary.json").write_text('{"steps": 6400}')
+    (tmp_path / "reports" / "report.md").write_text("report of the longer run")
+    git("add", "-A")
+    git("commit", "-qm", "the source experiment")
+    source = git("rev-parse", "HEAD")
+    git("reset", "-q", "--hard", "HEAD^")
+    before = (tmp_path / "dvc.lock").read_bytes()
+
+    with seeded_workspace(source, ["evaluate@ar"], tmp_path) as taken:
+        seeded = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+        assert list(taken) == ["evaluate@ar", "train@ar"]  # not the report: the run does not rest on it
+        assert taken["train@ar"] == []  # trained on the workspace's code
+        assert seeded["stages"]["train@ar"]["outs"][0]["md5"] == "w16"
+        assert seeded["stages"]["report"]["outs"][0]["md5"] == "r0"
+        assert (tmp_path / "models" / "ar" / "train_summary.json").read_text() == '{"steps": 6400}'
+        assert (tmp_path / "reports" / "report.md").read_text() == "report of the study"
+    assert (tmp_path / "dvc.lock").read_bytes() == before
+    assert not (tmp_path / "models" / "ar" / "train_summary.json").exists()  # absent before, absent after
+    assert git("status", "--porcelain") == ""
+    with seeded_workspace(None, ["evaluate@ar"], tmp_path) as taken:  # a run with no source: nothing changes
+        assert taken == {} and (tmp_path / "dvc.lock").read_bytes() == before
+    changed = lock("w16", "r16")
+    changed["stages"]["train@ar"]["deps"][0]["md5"] = "c2"  # a source trained on other code
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(changed))
+    git("commit", "-qam", "a source on other code")
+    other = git("rev-parse", "HEAD")
+    git("reset", "-q", "--hard", "HEAD^")
+    with seeded_workspace(other, ["evaluate@ar"], tmp_path) as taken:
+        assert taken["train@ar"] == ["src/ar.py"]

@@ -184,6 +184,40 @@ def test_groups_run_through_one_dvc_queue_two_at_a_time_each_on_its_share_of_the
         run(["git", "commit", "-qam", "back", "--allow-empty"], work, env)
 
 
+def test_a_run_that_starts_from_another_groups_run_reuses_its_trained_model(study):
+    """DVC's run cache skips our training stages (their `cache: false` outputs, treeverse/dvc#8738), so a
+    sampler-only run on a longer-trained model would retrain it; with start_from it evaluates that run's model."""
+    work, env, _ = study
+    params = micro_params_dict()
+    params["experiments"]["trained"] = {"stages": ["evaluate@ar"], "set": {"sample.ar.sweep": False},
+                                        "runs": {"x2": {"train.steps_factor.ar": 2}}}
+    params["experiments"]["reused"] = {"stages": ["evaluate@ar"], "set": {"sample.ar.sweep": False},
+                                       "runs": {"x2-t07": {"train.steps_factor.ar": 2, "sample.ar.temperature": 0.7}},
+                                       "start_from": {"x2-t07": "trained/x2"}}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-qam", "a run that starts from another"], work, env)
+    try:
+        run([sys.executable, "stages/experiments.py", "trained", "--jobs", "1"], work, env)
+        output = run([sys.executable, "stages/experiments.py", "reused", "--jobs", "1"], work, env)
+        started = next(line for line in output.splitlines() if line.startswith("reused / x2-t07 starts from trained/x2"))
+        assert "train@ar" in started and "its code has changed" not in started
+        # The workspace is put back as it was.
+        assert run(["git", "diff", "--name-only", "HEAD", "--", "dvc.lock", "models", "timings"], work, env) == ""
+        trained = json.loads((work / "eval" / "experiments" / "trained.json").read_text())["runs"]["x2"]
+        reused = json.loads((work / "eval" / "experiments" / "reused.json").read_text())["runs"]["x2-t07"]
+        assert set(reused["stage_seconds"]) == {"evaluate@ar"}  # it trained nothing
+        assert reused["started_from"] == {"run": "trained/x2", "commit": trained["experiment_commit"]}
+        lock = {name: yaml.safe_load(run(["git", "show", f"{r['experiment_commit']}:dvc.lock"], work, env))
+                for name, r in (("trained", trained), ("reused", reused))}
+        assert lock["reused"]["stages"]["train@ar"] == lock["trained"]["stages"]["train@ar"]  # the same weights
+        assert reused["models"]["ar"]["metrics"]["train_steps"] == 2 * params["scales"][params["scale"]]["steps"]
+    finally:
+        (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+        for name in ("trained", "reused"):
+            (work / "eval" / "experiments" / f"{name}.json").unlink(missing_ok=True)
+        run(["git", "commit", "-qam", "back", "--allow-empty"], work, env)
+
+
 def test_ctrl_c_during_a_rerun_keeps_the_earlier_experiment_and_leaves_nothing_behind(study):
     import signal
     import time

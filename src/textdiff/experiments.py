@@ -3,7 +3,8 @@
 params.yaml's `experiments` maps a group name to
     stages: the stages each run reproduces (their upstream stages come along when their inputs change);
     set:    overrides common to every run of the group (optional);
-    runs:   run name -> its own params overrides (dotted keys, as `dvc exp run -S` takes them).
+    runs:   run name -> its own params overrides (dotted keys, as `dvc exp run -S` takes them);
+    start_from: run name -> "<group>/<run>" whose trained models it reuses (optional; see seeded_workspace).
 Each run is `dvc exp run --temp --name <group>-<run> -S ... <stages>`: the workspace is left as it
 is and the result is an experiment commit (`dvc exp show` lists it). `collect` reads each run's
 newest experiment commit, and from it the metrics and first samples of every model the group
@@ -26,7 +27,8 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -46,6 +48,7 @@ class Group:
     stages: tuple[str, ...]
     common: dict  # the group's `set`
     runs: dict[str, dict]
+    start_from: dict[str, str] = field(default_factory=dict)  # run -> "<group>/<run>" it starts from
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -97,7 +100,17 @@ def read_groups(params_path="params.yaml") -> dict[str, Group]:
                     nearest = difflib.get_close_matches(str(param), known, n=1, cutoff=0.6)
                     raise ParamError(f"params.yaml: {where} sets {param}, which is not a key of params.yaml"
                                      + (f" (did you mean {nearest[0]}?)" if nearest else ""))
-        parsed[name] = Group(name, tuple(stages), common, runs)
+        start_from = group.get("start_from", {})
+        if not isinstance(start_from, dict) or not all(run in runs for run in start_from):
+            raise ParamError(f"params.yaml: {key}.start_from must map runs of the group to \"<group>/<run>\", "
+                             f"got {start_from!r}")
+        parsed[name] = Group(name, tuple(stages), common, runs, start_from)
+    for name, group in parsed.items():  # a source must exist before any run starts
+        for run, source in group.start_from.items():
+            source_group, _, source_run = str(source).partition("/")
+            if source_run not in getattr(parsed.get(source_group), "runs", {}):
+                raise ParamError(f"params.yaml: experiments.{name}.start_from.{run} must name a run of another "
+                                 f"group as <group>/<run>, got {source!r}")
     return parsed
 
 
@@ -124,6 +137,67 @@ def newest_experiment(name: str, cwd=".") -> str | None:
         if line.endswith("/" + name):
             return line.split()[0]
     return None
+
+
+def source_experiment(group: Group, run: str, cwd=".", required: bool = True) -> str | None:
+    """The experiment commit whose trained models the run reuses (None: it starts from the workspace). A required
+    source with no experiment here is a one-line error, raised before anything is queued."""
+    source = group.start_from.get(run)
+    if source is None:
+        return None
+    commit = newest_experiment(source.replace("/", "-", 1), cwd)
+    if commit is None and required:
+        raise ParamError(f"{group.name} / {run} starts from {source}, which has no experiment here: run it first")
+    return commit
+
+
+def _git_bytes(commit: str, path: str, cwd=".") -> bytes | None:
+    """A file as the commit holds it; None where git does not hold it (an output in DVC's cache)."""
+    shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=cwd, capture_output=True)
+    return shown.stdout if shown.returncode == 0 else None
+
+
+@contextmanager
+def seeded_workspace(source: str | None, stages, cwd="."):
+    """The workspace as if the source experiment's runs of the stages that `stages` rest on had been made here:
+    the dvc.lock entries of those it ran differently, and their outputs that git holds, taken from its commit and
+    put back on leaving. A run queued or started inside finds those stages up to date, and DVC checks their
+    outputs out of its cache instead of rerunning them. DVC's run cache would do this by itself, but it skips
+    every stage with a `cache: false` output (treeverse/dvc#8738), as each training stage here has. A stage whose
+    code has changed since still reruns: DVC compares the entry's dependencies with the files. Yields each stage
+    taken, by name, with the code files it ran on that differ from this workspace's (which will make it rerun)."""
+    if source is None:
+        yield {}
+        return
+    root = Path(cwd)
+    saved = {root / "dvc.lock": (root / "dvc.lock").read_bytes()}  # path -> its bytes before (None: absent)
+    here = yaml.safe_load(saved[root / "dvc.lock"])
+    there = yaml.safe_load(_git_bytes(source, "dvc.lock", cwd))
+    taken = sorted(name for name in upstream_stages(there, stages)
+                   if there["stages"][name] != here["stages"].get(name))
+    current = {dep["path"]: dep.get("md5") for stage in here["stages"].values() for dep in stage.get("deps", [])}
+    changed = {name: [dep["path"] for dep in there["stages"][name].get("deps", [])
+                      if dep["path"].startswith(("src/", "stages/"))
+                      and current.get(dep["path"], dep.get("md5")) != dep.get("md5")]
+               for name in taken}
+    try:
+        for name in taken:
+            for out in there["stages"][name].get("outs", []):
+                content = _git_bytes(source, out["path"], cwd)
+                if content is not None:
+                    path = root / out["path"]
+                    saved.setdefault(path, path.read_bytes() if path.exists() else None)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(content)
+            here["stages"][name] = there["stages"][name]
+        (root / "dvc.lock").write_text(yaml.safe_dump(here, sort_keys=False))
+        yield changed
+    finally:
+        for path, content in saved.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(content)
 
 
 PREVIOUS = "-previous"  # a run's earlier experiment is kept under <name>-previous until its rerun succeeds
@@ -178,10 +252,12 @@ def run_experiment(group: Group, run: str, cwd=".") -> bool:
     """Runs one run of the group (`dvc exp run --temp`); False (and its failure printed) if it failed. Its earlier
     experiment is removed only if it succeeds; Ctrl-C leaves the earlier one and no temporary copy behind."""
     name = experiment_name(group, run)
+    source = source_experiment(group, run, cwd)
     aside, before = set_aside([name], cwd), standalone_copies(cwd)
     succeeded = False
     try:
-        succeeded = subprocess.run(exp_run_command(group, run), cwd=cwd, env=experiment_env()).returncode == 0
+        with seeded_workspace(source, group.stages, cwd):
+            succeeded = subprocess.run(exp_run_command(group, run), cwd=cwd, env=experiment_env()).returncode == 0
     finally:
         for leftover in standalone_copies(cwd) - before:  # an interrupted --temp run leaves its copy
             shutil.rmtree(leftover, ignore_errors=True)
@@ -201,13 +277,20 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
     earlier experiment is removed only where its rerun succeeded, and Ctrl-C stops the queue's workers."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     names = {experiment_name(group, run): (group, run) for group, run in selection}
+    sources = {name: source_experiment(group, run, cwd) for name, (group, run) in names.items()}
     aside = set_aside(list(names), cwd)
     before = {name: newest_experiment(name, cwd) for name in names}
     succeeded = set()
     try:
         for group, run in selection:
-            queued = subprocess.run(queue_command(group, run), cwd=cwd, env=experiment_env(threads),
-                                    capture_output=True, text=True)
+            with seeded_workspace(sources[experiment_name(group, run)], group.stages, cwd) as taken:
+                queued = subprocess.run(queue_command(group, run), cwd=cwd, env=experiment_env(threads),
+                                        capture_output=True, text=True)
+            if taken:
+                stale = sorted({path for paths in taken.values() for path in paths})
+                print(f"{group.name} / {run} starts from {group.start_from[run]}: {', '.join(taken)}"
+                      + (f"; its code has changed since ({', '.join(stale)}), so DVC reruns what rests on it"
+                         if stale else ""), flush=True)
             if queued.returncode:
                 raise ParamError(f"dvc could not queue {group.name} / {run}: {queued.stderr.strip().splitlines()[-1]}")
         def start_workers(count: int):
@@ -379,17 +462,16 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
             except subprocess.CalledProcessError:
                 return None
         baseline = _git("rev-parse", f"{rev}^", cwd=cwd).strip()
+        source = source_experiment(group, run, cwd, required=False)
 
         def stage_seconds() -> dict[str, float]:
-            """The wall time of each stage the run reproduced: those whose timings file differs from its baseline's."""
+            """The wall time of each stage the run reproduced: those whose timings file differs from its baseline's
+            and from that of the experiment it started from."""
             seconds = {}
             for path in _git("ls-tree", "--name-only", f"{rev}:timings", cwd=cwd).split():
                 timing = read(f"timings/{path}")
-                try:
-                    unchanged = read(f"timings/{path}", baseline) == timing
-                except subprocess.CalledProcessError:
-                    unchanged = False
-                if not unchanged:
+                earlier = [_git_bytes(commit, f"timings/{path}", cwd) for commit in filter(None, (baseline, source))]
+                if all(content is None or json.loads(content) != timing for content in earlier):
                     seconds[path.removesuffix(".json")] = timing["wall_s"]
             return seconds
         ran = study_params(read("params.yaml"))
@@ -400,6 +482,7 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
             "experiment": experiment_name(group, run),
             "experiment_commit": rev,
             "baseline_commit": baseline,
+            **({"started_from": {"run": group.start_from[run], "commit": source}} if source else {}),
             "params": ran,
             **study_hashes(read("dvc.lock"), group.stages),
             "stage_seconds": stage_seconds(),
