@@ -213,3 +213,15 @@ def test_a_run_starts_from_the_trained_stages_of_its_source_and_the_workspace_is
     git("reset", "-q", "--hard", "HEAD^")
     with seeded_workspace(other, ["evaluate@ar"], tmp_path) as taken:
         assert taken["train@ar"] == ["src/ar.py"]
+
+
+def test_a_run_is_not_queued_with_the_run_it_starts_from(tmp_path):
+    """A queued run is set up when it is queued, so its source must have run before: in the same queue it would
+    start from the source's earlier experiment (or none) and retrain."""
+    from textdiff.experiments import run_in_queue
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"k": 8, "experiments": {
+        "g": {"stages": ["report"], "runs": {"a": {"k": 2}, "b": {"k": 2}}, "start_from": {"b": "g/a"}}}}))
+    group = read_groups(path)["g"]
+    with pytest.raises(ParamError, match="g / b starts from g/a, which is in the same queue"):
+        run_in_queue([(group, "a"), (group, "b")], jobs=1, cwd=tmp_path)

@@ -277,6 +277,10 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
     earlier experiment is removed only where its rerun succeeded, and Ctrl-C stops the queue's workers."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     names = {experiment_name(group, run): (group, run) for group, run in selection}
+    for group, run in selection:  # a queued run is set up when queued, before any run of its queue has run
+        if run in group.start_from and group.start_from[run].replace("/", "-", 1) in names:
+            raise ParamError(f"{group.name} / {run} starts from {group.start_from[run]}, which is in the same queue: "
+                             "queue it after its source has run")
     sources = {name: source_experiment(group, run, cwd) for name, (group, run) in names.items()}
     aside = set_aside(list(names), cwd)
     before = {name: newest_experiment(name, cwd) for name in names}
