@@ -245,7 +245,7 @@ def learning_rate_sensitivity(by_factor: dict[float, dict[str, dict]], reference
     """Each model's validation NLL per token and distance to real text at each learning-rate factor
     (factor -> model -> metrics; 1.0 is the default), its best factor by its own validation NLL (each model's
     own kind: comparable across its runs, not across models), and the ranking of the models by distance to
-    real text (the one figure that compares all three) at the default and at each model's best factor:
+    real text (the one figure that compares every model) at the default and at each model's best factor:
     `holds` when the two rankings are the same."""
     models = [name for name in by_factor[1.0]]
     table = {name: {factor: {"nll": run[name]["nll_per_token"], "distance": distance_to_real_text(run[name], reference)}

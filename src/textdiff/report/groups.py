@@ -99,11 +99,12 @@ def learning_rate_section(by_factor: dict[float, dict[str, dict]], reference: di
             excluded_lines(excluded, command) + [""]
     result = learning_rate_sensitivity(by_factor, reference)
     factors = sorted(by_factor)
+    kinds = ", ".join(f"{display_name(name)} {KIND_SHORT[m['perplexity_kind']]}" for name, m in by_factor[1.0].items())
     lines += [f"Each model retrained at {', '.join(f'{f:g}x' for f in factors)} its default peak learning rate "
               f"(`{command}`, one seed each; the 1x column is this pipeline's run). Validation NLL per token is each "
-              "model's own kind (AR exact, MDLM a bound, SDD a denoising cross-entropy), comparable along a row "
-              "but not down a column; the best learning rate of a model is the one with its lowest NLL. Distance "
-              "to real text (judge cross-entropy gap plus entropy gap, nats) compares all three.", "",
+              f"model's own kind ({kinds}), comparable along a row but not down a column; the best learning rate "
+              "of a model is the one with its lowest NLL. Distance to real text (judge cross-entropy gap plus "
+              "entropy gap, nats) compares every model.", "",
               "| model | " + " | ".join(f"{f:g}x: NLL / distance" for f in factors) + " | best |",
               "|---|" + "---|" * (len(factors) + 1)]
     for name, row in result["table"].items():
