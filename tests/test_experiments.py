@@ -153,7 +153,7 @@ def test_workers_that_left_with_runs_still_queued_are_started_again():
     def sleep(seconds):
         now[0] += seconds
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
-    assert started == [1]  # once, one worker, only after RESTART_AFTER_S short
+    assert started == [2]  # once, only after RESTART_AFTER_S short: `dvc queue start --jobs` counts all workers
     timeline = iter([both, both, one_left, restarted, done])  # a worker that shows up in time: nothing to do
     started.clear()
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
@@ -225,3 +225,15 @@ def test_a_run_is_not_queued_with_the_run_it_starts_from(tmp_path):
     group = read_groups(path)["g"]
     with pytest.raises(ParamError, match="g / b starts from g/a, which is in the same queue"):
         run_in_queue([(group, "a"), (group, "b")], jobs=1, cwd=tmp_path)
+
+
+def test_starting_workers_does_not_wait_for_the_workers_it_leaves_behind():
+    """`dvc queue start` returns while its detached workers run on with its stdout and stderr; a runner reading
+    those pipes to their end would wait for the queue to empty, unable to restart a worker that left."""
+    import time
+
+    from textdiff.experiments import run_detaching
+    tic = time.monotonic()
+    returncode, errors = run_detaching(["bash", "-c", "sleep 60 & echo started; echo warned >&2"], ".", None)
+    assert (returncode, errors) == (0, "warned") and time.monotonic() - tic < 30
+    assert run_detaching(["bash", "-c", "echo failed >&2; exit 3"], ".", None) == (3, "failed")

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -284,7 +285,6 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
     sources = {name: source_experiment(group, run, cwd) for name, (group, run) in names.items()}
     aside = set_aside(list(names), cwd)
     before = {name: newest_experiment(name, cwd) for name in names}
-    succeeded = set()
     try:
         for group, run in selection:
             with seeded_workspace(sources[experiment_name(group, run)], group.stages, cwd) as taken:
@@ -297,23 +297,36 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
                          if stale else ""), flush=True)
             if queued.returncode:
                 raise ParamError(f"dvc could not queue {group.name} / {run}: {queued.stderr.strip().splitlines()[-1]}")
-        def start_workers(count: int):
-            started = subprocess.run(["dvc", "queue", "start", "--jobs", str(count)], cwd=cwd,
-                                     env=experiment_env(threads), capture_output=True, text=True)
-            if started.returncode:
-                raise ParamError(f"dvc queue start failed: {started.stderr.strip()}")
+        def start_workers(total: int):
+            """`dvc queue start --jobs total` starts workers until `total` are active (not `total` more)."""
+            returncode, errors = run_detaching(["dvc", "queue", "start", "--jobs", str(total)], cwd,
+                                               experiment_env(threads))
+            if returncode:
+                raise ParamError(f"dvc queue start failed: {errors}")
         start_workers(jobs)
         print(f"queued {len(selection)} runs; {jobs} at a time on {threads} torch thread(s) each", flush=True)
         wait_for_queue(jobs, lambda: queue_states(cwd), start_workers, poll_s)
-        succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
     except KeyboardInterrupt:
         _dvc("queue", "kill", *names, cwd=cwd)
         _dvc("queue", "remove", "--queued", cwd=cwd)
         raise
     finally:
         _dvc("queue", "stop", cwd=cwd)
+        # Whatever stopped the wait, a run that made its experiment keeps it (and its earlier one goes).
+        succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
         settle(aside, succeeded, cwd)
     return [pair for name, pair in names.items() if name not in succeeded]
+
+
+def run_detaching(command: list[str], cwd, env) -> tuple[int, str]:
+    """(exit status, stderr) of a command that leaves detached children behind, as `dvc queue start` leaves its
+    workers. They inherit its stdout and stderr, so these go to a file, not a pipe: reading a pipe to its end
+    waits for the last child to close it (here, for the queue to empty: the runner once sat that way for an hour,
+    unable to restart a worker that had left)."""
+    with tempfile.TemporaryFile() as errors:
+        returncode = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors).returncode
+        errors.seek(0)
+        return returncode, errors.read().decode(errors="replace").strip()
 
 
 RESTART_AFTER_S = 120.0  # a worker short for this long, with runs still queued, is started again
@@ -333,7 +346,7 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
         if queued and running < jobs:
             short_since = clock() if short_since is None else short_since
             if clock() - short_since >= RESTART_AFTER_S:
-                start_workers(min(jobs - running, queued))
+                start_workers(min(jobs, running + queued))  # the workers wanted in all
                 short_since = None
         else:
             short_since = None
