@@ -62,6 +62,22 @@ def test_equal_time_winner_skips_repetitive_settings_and_slow_ones():
         ("b", 20.0, False), ("a", 30.0, False)]
 
 
+def test_equal_time_picks_the_setting_closest_to_real_text_not_the_lowest_judge_perplexity():
+    """A judge perplexity far below real text's (14 here) is text too predictable to be real: the pick and the
+    ranking follow the one rule (quality_rank), as every other verdict does."""
+    sweeps = pd.DataFrame([
+        {"model": "a", "steps": 64, "temperature": 0.7, "ms_per_sample": 5.0, "judge_perplexity": 3.0, "entropy": 3.3},
+        {"model": "a", "steps": 64, "temperature": 1.0, "ms_per_sample": 5.0, "judge_perplexity": 15.0, "entropy": 3.6},
+        {"model": "b", "steps": 8, "temperature": 1.0, "ms_per_sample": 5.0, "judge_perplexity": 18.0, "entropy": 3.5},
+    ])
+    picks = best_at_equal_time(sweeps, REFERENCE)["picks"]
+    assert [(p["model"], p["temperature"]) for p in picks] == [("a", 1.0), ("b", 1.0)]
+    assert picks[0]["distance"] == pytest.approx(abs(math.log(15 / 14)))
+    # a's T=0.7 (judge perplexity 3) would rank behind b: |log(3/14)| + 0.3 = 1.84 > |log(18/14)| + 0.1 = 0.35
+    only_cold = best_at_equal_time(sweeps.drop(index=1), REFERENCE)["picks"]
+    assert [p["model"] for p in only_cold] == ["b", "a"]
+
+
 def test_seed_conclusions_follow_the_figures():
     copier = sdd_metrics(judge_ppl=3000.0, entropy=1.0, train_acc=0.8, context_acc=0.001)
     variants = {"sampler": variant({"sample.sdd.candidates": "stochastic"}, judge_ppl=2500.0, entropy=1.5,

@@ -205,11 +205,12 @@ def test_an_equal_time_margin_is_set_against_the_seed_spread_only_at_the_seed_ru
     # Issue 23 row 8: the seed runs judge each model's default setting; a margin between other settings has no spread.
     from textdiff.report.study import equal_time_paragraph
     ranking = {"budget_ms": 10.0, "entropy_floor": 0.9, "reference_entropy": 3.6, "picks": [
-        {"model": "ar", "steps": 64, "temperature": 0.7, "judge_perplexity": 20.0, "entropy": 3.5, "repetitive": False},
-        {"model": "sdd", "steps": 8, "temperature": 1.0, "judge_perplexity": 900.0, "entropy": 3.4,
+        {"model": "ar", "steps": 64, "temperature": 0.7, "judge_perplexity": 20.0, "entropy": 3.5, "distance": 0.46,
+         "repetitive": False},
+        {"model": "sdd", "steps": 8, "temperature": 1.0, "judge_perplexity": 900.0, "entropy": 3.4, "distance": 4.36,
          "repetitive": False}]}
-    spread = {"ar": {"judge_perplexity": {"mean": 20, "min": 19, "max": 21, "seeds": 3}},
-              "sdd": {"judge_perplexity": {"mean": 900, "min": 500, "max": 4000, "seeds": 3}}}
+    spread = {"ar": {"distance": {"mean": 0.5, "min": 0.4, "max": 0.6, "seeds": 3}},
+              "sdd": {"distance": {"mean": 4.4, "min": 3.9, "max": 5.5, "seeds": 3}}}
     other = equal_time_paragraph(ranking, REFERENCE, spread, {"ar": (64, 1.0), "sdd": (64, 1.0)})
     assert "No seed spread is known for these settings" in other and "beyond" not in other
     ranking["picks"][0]["temperature"], ranking["picks"][1]["steps"] = 1.0, 64

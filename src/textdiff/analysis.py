@@ -117,22 +117,21 @@ def closest_to_real_text(runs: dict, reference: dict) -> str | None:
 def best_at_equal_time(sweeps: pd.DataFrame, reference: dict) -> dict:
     """Which model writes best when every model gets the same sampling time.
 
-    The budget is the slowest model's fastest setting; within it, each model's best setting is the
-    one with the lowest judge perplexity among those not repetitive (all of them if every one is),
-    and repetitive bests rank last. Returns the budget, the entropy floor and each model's best
-    setting, best first.
+    The budget is the slowest model's fastest setting; within it, each model's best setting is the one that
+    ranks first by quality_rank (not repetitive, then the smallest distance to real text), and the models rank
+    the same way by their best settings. Returns the budget, the entropy floor and each model's best setting
+    (with its distance to real text), best first.
     """
     budget = sweeps.groupby("model")["ms_per_sample"].min().max()
-    floor = ENTROPY_FLOOR * reference["entropy"]
     picks = []
     for name, group in sweeps[sweeps["ms_per_sample"] <= budget].groupby("model", sort=False):
-        fair = group[group["entropy"] >= floor]
-        pool = fair if len(fair) else group
-        best = pool.loc[pool["judge_perplexity"].idxmin()]
+        ranks = [quality_rank(sweep_point_metrics(row), reference) for _, row in group.iterrows()]
+        best = group.iloc[min(range(len(ranks)), key=ranks.__getitem__)]
+        repetitive, distance = min(ranks)
         picks.append({"model": name, "steps": int(best["steps"]), "temperature": best["temperature"],
                       "judge_perplexity": best["judge_perplexity"], "entropy": best["entropy"],
-                      "repetitive": len(fair) == 0})
-    picks.sort(key=lambda pick: (pick["repetitive"], pick["judge_perplexity"]))
+                      "distance": distance, "repetitive": repetitive})
+    picks.sort(key=lambda pick: (pick["repetitive"], pick["distance"]))
     return {"budget_ms": budget, "entropy_floor": ENTROPY_FLOOR, "reference_entropy": reference["entropy"],
             "picks": picks}
 

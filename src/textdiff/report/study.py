@@ -163,15 +163,16 @@ def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time
 def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = None,
                          defaults: dict | None = None) -> str:
     """analysis.best_at_equal_time in words, with the winner's margin set against the seed spread (spread:
-    model -> figure -> seed statistics) of the two models' judge perplexity, which the seed runs measure at each
-    model's default setting (defaults: model -> (steps, temperature)): only where both picks are at that
+    model -> figure -> seed statistics) of the two models' distance to real text, which the seed runs measure at
+    each model's default setting (defaults: model -> (steps, temperature)): only where both picks are at that
     setting; elsewhere no spread is known, and the paragraph says so."""
     described = [f"{display_name(p['model'])} {p['steps']} steps T={p['temperature']}: judge perplexity "
-                 f"{p['judge_perplexity']:.1f}, entropy {p['entropy']:.2f}"
+                 f"{p['judge_perplexity']:.1f}, entropy {p['entropy']:.2f}, distance {p['distance']:.2f}"
                  + (" (below the entropy floor: repetitive)" if p["repetitive"] else "") for p in ranking["picks"]]
     text = (f"At equal sampling time (at most {ranking['budget_ms']:.1f} ms per sample, the slowest model's fastest "
             f"setting; settings whose entropy is below {ranking['entropy_floor']:.0%} of real text's "
-            f"{ranking['reference_entropy']:.2f} nats count as repetitive and rank last), "
+            f"{ranking['reference_entropy']:.2f} nats count as repetitive and rank last, the others by distance to "
+            "real text), "
             f"**{display_name(ranking['picks'][0]['model'])} writes best**. Best setting of each model within that "
             f"time: " + "; ".join(described) +
             f". Real validation text scores judge perplexity {reference['judge_perplexity']:.1f}.")
@@ -183,10 +184,10 @@ def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = N
                  f"only), so {display_name(first['model'])}'s margin over {display_name(second['model'])} cannot be "
                  "set against one.")
     elif first and spread and not first["repetitive"] and not second["repetitive"]:
-        margin = against_spread(second["judge_perplexity"] - first["judge_perplexity"],
-                                [spread.get(p["model"], {}).get("judge_perplexity") for p in (first, second)])
+        margin = against_spread(second["distance"] - first["distance"],
+                                [spread.get(p["model"], {}).get("distance") for p in (first, second)])
         text += " " + margin_words(margin, f"{display_name(first['model'])}'s margin over "
-                                            f"{display_name(second['model'])}", "judge perplexity", ".1f")
+                                            f"{display_name(second['model'])}", "nats of distance to real text", ".2f")
     return text
 
 
