@@ -18,32 +18,39 @@ LONGEST = 16.0  # the training-length factor of the longest runs
 
 
 def plot_samplers(sweeps: pd.DataFrame, reference: dict, path: Path) -> None:
-    """Judge perplexity against entropy (left) and against sampling time (right), one colour per model and one
-    marker per sampler, every judged setting a point; real text marked. A legend, not point labels, names them,
-    so that nothing stacks however many settings there are."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), dpi=110)
+    """Judge perplexity against entropy (left) and against sampling time (right), one row per training length
+    (sweeps' `factor`), one colour per model and one marker per sampler, every judged setting a point; real text
+    marked. A legend, not point labels, names them, so that nothing stacks however many settings there are."""
+    factors = sorted(sweeps["factor"].unique()) or [1.0]
+    fig, axes = plt.subplots(len(factors), 2, figsize=(13, 5 * len(factors)), dpi=110, squeeze=False)
     if sweeps.empty:
-        left.text(0.5, 0.5, "no sampler run is bound to this study yet", ha="center", transform=left.transAxes)
+        axes[0][0].text(0.5, 0.5, "no sampler run is bound to this study yet", ha="center",
+                        transform=axes[0][0].transAxes)
     colours = dict(zip(sweeps["model"].unique(), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    markers = itertools.cycle("sD^vP*Xh<>p")  # "o" is the plain samplers'
-    for (model, sampler), group in sweeps.groupby(["model", "sampler"], sort=False):
-        style = {"color": colours[model], "marker": "o" if sampler == PLAIN else next(markers), "linestyle": "none",
-                 "alpha": 0.85, "label": f"{display_name(model)}: {sampler}"}
-        left.plot(group["entropy"], group["judge_perplexity"], **style)
-        right.plot(group["ms_per_sample"], group["judge_perplexity"], **style)
-    left.scatter([reference["entropy"]], [reference["judge_perplexity"]], marker="*", s=250, color="black", zorder=5,
-                 label="validation text")
-    left.axvline(ENTROPY_FLOOR * reference["entropy"], color="gray", linestyle=":", linewidth=1)
-    right.axhline(reference["judge_perplexity"], color="black", linestyle="--", linewidth=1)
-    for ax, xlabel in ((left, "mean unigram entropy of a sample (nats; dotted: the repetition floor)"),
-                       (right, "sampling wall time per sample (ms, batched)")):
-        ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("judge perplexity")
-        ax.grid(alpha=0.3)
-    right.set_xscale("log")
-    handles, labels = left.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    other_markers = itertools.cycle("sD^vP*Xh<>p")  # "o" is the plain samplers'
+    markers = {key: "o" if key[1] == PLAIN else next(other_markers)
+               for key in sweeps[["model", "sampler"]].drop_duplicates().itertuples(index=False, name=None)}
+    legend = {}
+    for (left, right), factor in zip(axes, factors):
+        for (model, sampler), group in sweeps[sweeps["factor"] == factor].groupby(["model", "sampler"], sort=False):
+            style = {"color": colours[model], "marker": markers[model, sampler], "linestyle": "none", "alpha": 0.85,
+                     "label": f"{display_name(model)}: {sampler}"}
+            legend.setdefault(style["label"], left.plot(group["entropy"], group["judge_perplexity"], **style)[0])
+            right.plot(group["ms_per_sample"], group["judge_perplexity"], **style)
+        star = left.scatter([reference["entropy"]], [reference["judge_perplexity"]], marker="*", s=250,
+                            color="black", zorder=5, label="validation text")
+        left.axvline(ENTROPY_FLOOR * reference["entropy"], color="gray", linestyle=":", linewidth=1)
+        right.axhline(reference["judge_perplexity"], color="black", linestyle="--", linewidth=1)
+        for ax, xlabel in ((left, "mean unigram entropy of a sample (nats; dotted: the repetition floor)"),
+                           (right, "sampling wall time per sample (ms, batched)")):
+            ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("judge perplexity")
+            ax.set_title(f"models trained {factor:g}x the default steps", fontsize=9)
+            ax.grid(alpha=0.3)
+        right.set_xscale("log")
+    legend["validation text"] = star
+    fig.legend(list(legend.values()), list(legend), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.suptitle("Every sampler's settings: judge perplexity against entropy and against sampling time", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -58,7 +65,8 @@ def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, referenc
     group = groups.get(SAMPLERS_GROUP)
     others = [groups[name]["runs"] for name in ("training_length",) if name in groups]
     table = sampler_sweeps(sweeps, ([group["runs"]] if group else []) + others, list(metrics))
-    plot_samplers(table[table["factor"] == 1.0] if group else table.iloc[0:0], reference, out_dir / plot_name)
+    shown = table[table["factor"].isin([1.0, table["factor"].max()])]  # the default length and the longest
+    plot_samplers(shown if group else table.iloc[0:0], reference, out_dir / plot_name)
     if group is None:
         return []
     lines = ["## Does better sampling close the gap?", "",
