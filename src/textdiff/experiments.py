@@ -140,15 +140,20 @@ def newest_experiment(name: str, cwd=".") -> str | None:
     return None
 
 
-def source_experiment(group: Group, run: str, cwd=".", required: bool = True) -> str | None:
-    """The experiment commit whose trained models the run reuses (None: it starts from the workspace). A required
-    source with no experiment here is a one-line error, raised before anything is queued."""
+def source_name(group: Group, run: str) -> str | None:
+    """The experiment name of the run that `run` starts from ("<group>/<run>" -> "<group>-<run>"), if any."""
     source = group.start_from.get(run)
-    if source is None:
-        return None
-    commit = newest_experiment(source.replace("/", "-", 1), cwd)
-    if commit is None and required:
-        raise ParamError(f"{group.name} / {run} starts from {source}, which has no experiment here: run it first")
+    return source.replace("/", "-", 1) if source else None
+
+
+def source_experiment(group: Group, run: str, cwd=".", required: bool = True) -> str | None:
+    """The newest experiment commit of the run whose trained models `run` reuses (None: it starts from the
+    workspace). A required source with no experiment here is a one-line error, raised before anything is queued."""
+    name = source_name(group, run)
+    commit = newest_experiment(name, cwd) if name else None
+    if name and commit is None and required:
+        raise ParamError(f"{group.name} / {run} starts from {group.start_from[run]}, which has no experiment here: "
+                         "run it first")
     return commit
 
 
@@ -279,7 +284,7 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     names = {experiment_name(group, run): (group, run) for group, run in selection}
     for group, run in selection:  # a queued run is set up when queued, before any run of its queue has run
-        if run in group.start_from and group.start_from[run].replace("/", "-", 1) in names:
+        if source_name(group, run) in names:
             raise ParamError(f"{group.name} / {run} starts from {group.start_from[run]}, which is in the same queue: "
                              "queue it after its source has run")
     sources = {name: source_experiment(group, run, cwd) for name, (group, run) in names.items()}
@@ -321,8 +326,8 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
 def run_detaching(command: list[str], cwd, env) -> tuple[int, str]:
     """(exit status, stderr) of a command that leaves detached children behind, as `dvc queue start` leaves its
     workers. They inherit its stdout and stderr, so these go to a file, not a pipe: reading a pipe to its end
-    waits for the last child to close it (here, for the queue to empty: the runner once sat that way for an hour,
-    unable to restart a worker that had left)."""
+    waits for the last child to close it (here, for the queue to empty: the runner once sat that way for most of an
+    hour, unable to restart a worker that had left)."""
     with tempfile.TemporaryFile() as errors:
         returncode = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors).returncode
         errors.seek(0)
@@ -479,7 +484,7 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
             except subprocess.CalledProcessError:
                 return None
         baseline = _git("rev-parse", f"{rev}^", cwd=cwd).strip()
-        source = source_experiment(group, run, cwd, required=False)
+        source = source_experiment(group, run, cwd, required=False)  # its newest experiment, as when the run was queued
 
         def stage_seconds() -> dict[str, float]:
             """The wall time of each stage the run reproduced: those whose timings file differs from its baseline's
