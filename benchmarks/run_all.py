@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +121,10 @@ def summary() -> str:
         lines += ["", f"The whole study, `dvc repro --force` at the {f['scale']} scale: {f['wall_s'] / 60:.1f} min "
                       f"on {f['cpu_cores']} CPU cores ({len(f['stages_run'])} stages, measured {f['date']}); "
                       + ("within" if f["wall_s"] < 30 * 60 else "over") + " the CPU default's 30-minute target."]
+        if f.get("earlier"):  # the same stages measured on other days: the machine's drift, in the study's time
+            walls = [e["wall_s"] / 60 for e in f["earlier"]] + [f["wall_s"] / 60]
+            lines[-1] += (f" Over its {len(walls)} measurements ({', '.join(sorted({e['date'] for e in f['earlier']} | {f['date']}))}): "
+                          f"median {statistics.median(walls):.1f} min, from {min(walls):.1f} to {max(walls):.1f}.")
         if "reference_step_s" in f:  # the machine's speed during that run, against the train-step table above
             reference = next(r["median_step_s"] for r in train["results"] if r["model"] == "reference")
             before, after = f["reference_step_s"]

@@ -17,7 +17,7 @@ def model_metrics(kind, nll, tokens, epochs, se=0.005, judge=40.0, entropy=3.5):
 def run(unique, epochs, nll_by_model, **extra):
     overrides = {"train.epochs": epochs, **({"train.unique_rows": unique} if unique else {}), **extra}
     tokens = round(epochs * (unique or TOTAL) * 64)
-    kinds = {"ar": "exact", "mdlm": "bound", "udlm": "bound"}
+    kinds = {"ar": "exact", "mdlm": "bound", "udlm": "bound", "sdd": "denoising cross-entropy"}
     return {"overrides": overrides,
             "models": {m: {"metrics": model_metrics(kinds[m], nll, tokens, epochs), "learning_curve": None}
                        for m, nll in nll_by_model.items()}}
@@ -63,6 +63,9 @@ def test_diffusion_wins_only_beyond_the_seed_spread():
     points = reuse_points(close)
     assert diffusion_wins({1432: crossover(points, 1432)}, seed_nll_spread(points))["answer"] == \
         "below AR, within the seed spread"
+    # Only SDD (no exact figure, no bound) at a U: the rule has nothing to decide, so it says so, not "no".
+    sdd_only = reuse_points({"u16-e4": run(1432, 4, {"sdd": 5.3})})
+    assert diffusion_wins({1432: crossover(sdd_only, 1432)}, {})["answer"] == "not decided yet"
 
 
 def synthetic(r_star, uniques=(1432, 5729), epochs=(2, 4, 8, 16, 64, 256), c=3.0, b=40.0, beta=0.4):

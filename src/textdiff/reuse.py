@@ -171,7 +171,8 @@ def diffusion_wins(crossings: dict[int, dict], spread: dict[str, dict]) -> dict:
     """The verdict, by a stated rule: at a U, diffusion wins where a bound model's best bound is below AR's best
     exact NLL by more than the seed spread of the two figures (analysis.against_spread). Overall: "yes" if it
     wins at some U; "below AR, within the seed spread" or "below AR, no seed spread known" if a bound is below
-    AR's figure only so; "no" otherwise."""
+    AR's figure only so; "no" where some U has both and none of these holds; "not decided yet" where no U has
+    AR's exact figure and a bound model's beside it (a group still running says nothing either way)."""
     per_u = {}
     for unique_rows, c in crossings.items():
         if c["exact_best"] is None or not c["models"]:
@@ -183,7 +184,7 @@ def diffusion_wins(crossings: dict[int, dict], spread: dict[str, dict]) -> dict:
         per_u[unique_rows] = {"model": name, "bound": best.nll, "exact": exact.nll, "below": below,
                               "margin": margin, "wins": below and margin["within"] is not None and not margin["within"]}
     below = [v for v in per_u.values() if v["below"]]
-    answer = ("yes" if any(v["wins"] for v in per_u.values()) else
+    answer = ("not decided yet" if not per_u else "yes" if any(v["wins"] for v in per_u.values()) else
               "below AR, within the seed spread" if any(v["margin"]["within"] for v in below) else
               "below AR, no seed spread known" if below else "no")
     return {"answer": answer, "per_unique_rows": per_u}

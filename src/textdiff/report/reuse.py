@@ -114,6 +114,8 @@ def _section_body(points, reference, total_rows, plot_name, out_dir) -> list[str
                  sorted({(p.unique_rows, p.width) for p in points if p.unique_rows}, key=lambda k: (k[1] or 0, k[0]))}
     body += ["", "Crossover (the fewest training tokens at which a diffusion model's bound falls below AR's best "
              "exact NLL at the same U and width; a bound below an exact figure decides it):"]
+    if not any(c["exact_best"] and c["models"] for c in crossings.values()):
+        body.append("- none yet: no U has AR's exact figure and a bound model's beside it.")
     for (u, width), c in crossings.items():
         if c["exact_best"] is None:
             continue
