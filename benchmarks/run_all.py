@@ -123,8 +123,9 @@ def summary() -> str:
                       + ("within" if f["wall_s"] < 30 * 60 else "over") + " the CPU default's 30-minute target."]
         if f.get("earlier"):  # the same stages measured on other days: the machine's drift, in the study's time
             walls = [e["wall_s"] / 60 for e in f["earlier"]] + [f["wall_s"] / 60]
-            lines[-1] += (f" Over its {len(walls)} measurements ({', '.join(sorted({e['date'] for e in f['earlier']} | {f['date']}))}): "
-                          f"median {statistics.median(walls):.1f} min, from {min(walls):.1f} to {max(walls):.1f}.")
+            dates = ", ".join(sorted({e["date"] for e in f["earlier"]} | {f["date"]}))
+            lines[-1] += (f" Over its {len(walls)} measurements ({dates}): median {statistics.median(walls):.1f} min, "
+                          f"from {min(walls):.1f} to {max(walls):.1f}.")
         if "reference_step_s" in f:  # the machine's speed during that run, against the train-step table above
             reference = next(r["median_step_s"] for r in train["results"] if r["model"] == "reference")
             before, after = f["reference_step_s"]
