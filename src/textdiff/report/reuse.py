@@ -80,7 +80,8 @@ def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plo
         lines.append("No run of these groups is bound to this study yet: "
                      + "; ".join(f"`{g['command']}`" for g in present) + ".")
     else:
-        lines += _section_body(points, reference, total_rows, plot_name, out_dir)
+        pending = sum(len(group["not_run"]) for group in present)
+        lines += _section_body(points, reference, total_rows, plot_name, out_dir, pending)
     for group in present:
         if group["not_run"]:
             lines += ["", f"Not run yet ({group['command']} <name>): {', '.join(group['not_run'])}."]
@@ -88,7 +89,7 @@ def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plo
     return lines + [""]
 
 
-def _section_body(points, reference, total_rows, plot_name, out_dir) -> list[str]:
+def _section_body(points, reference, total_rows, plot_name, out_dir, pending: int = 0) -> list[str]:
     lines = series(points)
     plot_reuse(lines, total_rows, out_dir / plot_name)
     body = [f"![validation NLL against epochs]({plot_name})", "",
@@ -141,7 +142,9 @@ def _section_body(points, reference, total_rows, plot_name, out_dir) -> list[str
             text = f"{h['r_star']:.0f} epochs ({h['low']:.0f}–{h['high']:.0f}; {h['points']} points)"
         body.append(f"- {display_name(model)}: {text}.")
     verdict = diffusion_wins({u: c for (u, width), c in crossings.items() if width is None}, seed_nll_spread(points))
-    body += ["", f"**Does diffusion win when data repeats? {verdict['answer']}.** The rule: at some U, a diffusion "
+    # While runs are missing, an answer holds only for the epochs and U run so far: say so beside it.
+    so_far = f" so far ({pending} runs of these groups not run yet)" if pending else ""
+    body += ["", f"**Does diffusion win when data repeats? {verdict['answer']}{so_far}.** The rule: at some U, a diffusion "
              "model's best bound is below AR's best exact NLL by more than the spread over training seeds of the two "
              "figures (the seed runs at U/16, 64 epochs)."]
     return body
