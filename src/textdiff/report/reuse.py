@@ -143,7 +143,7 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
         body.append(f"- {display_name(model)}: {text}.")
     verdict = diffusion_wins({u: c for (u, width), c in crossings.items() if width is None}, seed_nll_spread(points))
     # While runs are missing, an answer holds only for the epochs and U run so far: say so beside it.
-    so_far = f" so far ({pending} runs of these groups not run yet)" if pending else ""
+    so_far = f" so far ({pending} runs of these groups not run yet)" if pending and verdict["per_unique_rows"] else ""
     body += ["", f"**Does diffusion win when data repeats? {verdict['answer']}{so_far}.** The rule: at some U, a diffusion "
              "model's best bound is below AR's best exact NLL by more than the spread over training seeds of the two "
              "figures (the seed runs at U/16, 64 epochs)."]
