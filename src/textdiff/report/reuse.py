@@ -115,11 +115,11 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
                  sorted({(p.unique_rows, p.width) for p in points if p.unique_rows}, key=lambda k: (k[1] or 0, k[0]))}
     body += ["", "Crossover (the fewest training tokens at which a diffusion model's bound falls below AR's best "
              "exact NLL at the same U and width; a bound below an exact figure decides it):"]
-    if not any(c["exact_best"] and c["models"] for c in crossings.values()):
+    # A U (and width) says something only where AR's exact figure has a bound model's beside it.
+    decidable = {key: c for key, c in crossings.items() if c["exact_best"] and c["models"]}
+    if not decidable:
         body.append("- none yet: no U has AR's exact figure and a bound model's beside it.")
-    for (u, width), c in crossings.items():
-        if c["exact_best"] is None:
-            continue
+    for (u, width), c in decidable.items():
         cells = []
         for model, v in c["models"].items():
             cells.append(f"{display_name(model)} at {v['reached'].epochs:g} epochs ({v['reached'].tokens:,} tokens)"
