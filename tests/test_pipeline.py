@@ -220,7 +220,7 @@ def test_a_run_that_starts_from_another_groups_run_reuses_its_trained_model(stud
 
 def test_ctrl_c_during_a_rerun_keeps_the_earlier_experiment_and_leaves_nothing_behind(study):
     import signal
-    import time
+    import threading
 
     from textdiff.experiments import newest_experiment
     work, env, _ = study
@@ -228,13 +228,25 @@ def test_ctrl_c_during_a_rerun_keeps_the_earlier_experiment_and_leaves_nothing_b
     run([sys.executable, "stages/experiments.py", "sdd_variants", "k2"], work, env)
     earlier = newest_experiment(name, work)
     process = subprocess.Popen([sys.executable, "stages/experiments.py", "sdd_variants", "k2"], cwd=work, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # Wait for the run's training progress bar on stderr: from then on the run is inside its stages. (Its
+    # checkpoints are no signal: a micro run trains in tens of milliseconds and removes them at the end.)
+    chunks, training = [], threading.Event()
+
+    def read_stderr():
+        for chunk in iter(lambda: process.stderr.read1(4096), b""):
+            chunks.append(chunk)
+            if b"train sdd" in b"".join(chunks[-2:]):
+                training.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     standalone = work / ".dvc" / "tmp" / "exps" / "standalone"
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(standalone.glob("*/.cache/checkpoints/*")):
-        time.sleep(0.05)  # until the run's training has written its first checkpoint: inside its training loop
+    assert training.wait(timeout=300), b"".join(chunks).decode()
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
-    _, stderr = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    reader.join(timeout=30)
+    stderr = b"".join(chunks).decode()
     assert process.returncode != 0 and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith("interrupted: "), stderr
     assert newest_experiment(name, work) == earlier and newest_experiment(name + "-previous", work) is None
