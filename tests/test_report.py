@@ -244,8 +244,8 @@ def test_the_groups_table_sums_the_sessions_behind_the_runs_shown():
     # "old" is collected but not shown (another study's): its session's time is not counted.
     table = groups_table(collected, {"data_reuse": {"runs": {"u16-e4": {}, "u16-e16": {}}}})
     assert table.splitlines()[2] == ("| data_reuse | `python stages/experiments.py data_reuse` | 2 / 3 / 4 | 2 min (2 min a "
-                                     "run) | 2 runs in 2 session(s), 2 at a time on 1 torch thread(s) each: 30 min wall "
+                                     "run) | 2 runs in 2 sessions, 2 at a time on 1 torch thread each: 30 min wall "
                                      "on 2 cores (one queue with samplers) |")
     # A file from before `sessions` holds its last session as `session`.
     legacy = {"data_reuse": {**collected["data_reuse"], "sessions": None, "session": collected["data_reuse"]["sessions"][1]}}
-    assert "1 runs in 1 session(s)" in groups_table(legacy, {"data_reuse": {"runs": {"u16-e4": {}}}})
+    assert "1 run in 1 session, 2 at a time" in groups_table(legacy, {"data_reuse": {"runs": {"u16-e4": {}}}})

@@ -92,7 +92,7 @@ def test_the_section_renders_and_writes_its_plot(tmp_path):
     group = {"runs": constructed_runs(), "excluded": {}, "not_run": ["u4-e4"], "command": "python stages/experiments.py data_reuse"}
     lines = reuse_section({"data_reuse": group}, REFERENCE, TOTAL, "data_reuse.png", tmp_path)
     text = "\n".join(lines)
-    assert "## Does diffusion win when data repeats?" in text and ("**Does diffusion win when data repeats? yes so far (1 runs of these groups not run yet).**"
+    assert "## Does diffusion win when data repeats?" in text and ("**Does diffusion win when data repeats? yes so far (1 run of these groups not run yet).**"
                                                                     in text)
     assert "MDLM at 256 epochs" in text and (tmp_path / "data_reuse.png").read_bytes()[:4] == b"\x89PNG"
     assert reuse_section({}, REFERENCE, TOTAL, "data_reuse.png", tmp_path) == []

@@ -13,6 +13,11 @@ def display_name(name: str) -> str:
     return MODELS[name].display_name
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 run', '3 runs'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def perplexity_cell(metrics: dict) -> str:
     prefix = "≤ " if metrics["perplexity_kind"] == "bound" else ""
     error = metrics.get("perplexity_standard_error")

@@ -13,7 +13,7 @@ from ..analysis import (RISE_IN_STANDARD_ERRORS, against_spread, context_use, ga
                         learning_rate_sensitivity, overfitting, run_binding, token_multiplier)
 from ..experiments import collected_sessions, entry, study_params
 from ..io import atomic_path
-from .format import KIND_SHORT, display_name, excluded_lines, margin_words, with_error
+from .format import KIND_SHORT, counted, display_name, excluded_lines, margin_words, with_error
 
 
 #: The experiment groups the report reads (eval/experiments/<group>.json): SDD's variants ("Why SDD repeats"),
@@ -279,9 +279,9 @@ def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]],
 
 
 def parallelism(sessions: list[dict]) -> str:
-    """How sessions ran their runs, e.g. '2 at a time on 1 torch thread(s) each'."""
+    """How sessions ran their runs, e.g. '2 at a time on 1 torch thread each'."""
     kinds = sorted({(s["jobs"], s["threads_per_job"]) for s in sessions})
-    return " or ".join(f"{jobs} at a time on {threads} torch thread(s) each" for jobs, threads in kinds)
+    return " or ".join(f"{jobs} at a time on {counted(threads, 'torch thread')} each" for jobs, threads in kinds)
 
 
 def sessions_cell(sessions: list[dict], shown) -> str:
@@ -290,7 +290,7 @@ def sessions_cell(sessions: list[dict], shown) -> str:
     if not live:
         return "–"
     shared = sorted({name for s in live for name in s.get("queued_with", [])})
-    return (f"{sum(len(s['runs']) for s in live)} runs in {len(live)} session(s), {parallelism(live)}: "
+    return (f"{counted(sum(len(s['runs']) for s in live), 'run')} in {counted(len(live), 'session')}, {parallelism(live)}: "
             f"{sum(s['wall_s'] for s in live) / 60:.0f} min wall on {live[-1]['cores']} cores"
             + (f" (one queue with {', '.join(shared)})" if shared else ""))
 

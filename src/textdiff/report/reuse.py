@@ -9,7 +9,7 @@ from ..analysis import degenerate, distance_to_real_text
 from ..io import atomic_path
 from ..reuse import (PUBLISHED_HALF_LIFE, best_epochs, crossover, diffusion_wins, half_life, repetition_cost,
                      reuse_points, seed_nll_spread, series)
-from .format import KIND_SHORT, display_name, excluded_lines
+from .format import KIND_SHORT, counted, display_name, excluded_lines
 from .groups import is_reuse_group
 
 
@@ -133,7 +133,7 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
         own = [p for p in points if p.model == model and p.width is None and p.seed is None]
         h = half_life(own, total_rows)
         if h["r_star"] is None:
-            text = f"not identifiable ({h['points']} points before any rise; at least 6 needed)"
+            text = f"not identifiable ({counted(h['points'], 'point')} before any rise; at least 6 needed)"
         elif not h["identifiable"]:
             side = (f"≥ {h['low']:.0f}" if h["high_open"] and not h["low_open"] else
                     f"≤ {h['high']:.0f}" if h["low_open"] and not h["high_open"] else "anywhere from 1 to 10,000")
@@ -143,7 +143,7 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
         body.append(f"- {display_name(model)}: {text}.")
     verdict = diffusion_wins({u: c for (u, width), c in crossings.items() if width is None}, seed_nll_spread(points))
     # While runs are missing, an answer holds only for the epochs and U run so far: say so beside it.
-    so_far = f" so far ({pending} runs of these groups not run yet)" if pending and verdict["per_unique_rows"] else ""
+    so_far = f" so far ({counted(pending, 'run')} of these groups not run yet)" if pending and verdict["per_unique_rows"] else ""
     body += ["", f"**Does diffusion win when data repeats? {verdict['answer']}{so_far}.** The rule: at some U, a diffusion "
              "model's best bound is below AR's best exact NLL by more than the spread over training seeds of the two "
              "figures (the seed runs at U/16, 64 epochs)."]
