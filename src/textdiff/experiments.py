@@ -302,9 +302,11 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
                          if stale else ""), flush=True)
             if queued.returncode:
                 raise ParamError(f"dvc could not queue {group.name} / {run}: {queued.stderr.strip().splitlines()[-1]}")
-        def start_workers(total: int):
-            """`dvc queue start --jobs total` starts workers until `total` are active (not `total` more)."""
-            returncode, errors = run_detaching(["dvc", "queue", "start", "--jobs", str(total)], cwd,
+        def start_workers(count: int):
+            """Starts `count` more workers. (`dvc queue start --jobs n` skips only the workers that answer celery's
+            broadcast, and a worker busy with a run cannot: it runs it in its only process. So with every worker
+            busy it starts n new ones, and asking it for `jobs` again once ran three runs on two cores.)"""
+            returncode, errors = run_detaching(["dvc", "queue", "start", "--jobs", str(count)], cwd,
                                                experiment_env(threads))
             if returncode:
                 raise ParamError(f"dvc queue start failed: {errors}")
@@ -351,7 +353,7 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
         if queued and running < jobs:
             short_since = clock() if short_since is None else short_since
             if clock() - short_since >= RESTART_AFTER_S:
-                start_workers(min(jobs, running + queued))  # the workers wanted in all
+                start_workers(min(jobs - running, queued))  # the missing workers only
                 short_since = None
         else:
             short_since = None
