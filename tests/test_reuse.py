@@ -98,6 +98,12 @@ def test_the_section_renders_and_writes_its_plot(tmp_path):
     assert reuse_section({}, REFERENCE, TOTAL, "data_reuse.png", tmp_path) == []
     complete = reuse_section({"data_reuse": {**group, "not_run": []}}, REFERENCE, TOTAL, "data_reuse.png", tmp_path)
     assert "**Does diffusion win when data repeats? yes.**" in "\n".join(complete)
+    # A data-reuse group that params.yaml lists but nobody has run: its runs are still to come.
+    listed = {"data_reuse": ["u16-e4"], "data_reuse_ar": ["u16-e256", "u4-e64"], "seeds": ["seed1"]}
+    waiting = "\n".join(reuse_section({"data_reuse": {**group, "not_run": []}}, REFERENCE, TOTAL, "data_reuse.png",
+                                      tmp_path, listed))
+    assert "yes so far (2 runs of these groups not run yet)" in waiting
+    assert "Not run yet (python stages/experiments.py data_reuse_ar <name>): u16-e256, u4-e64." in waiting
 
 
 def test_the_section_joins_the_runs_of_every_data_reuse_group(tmp_path):

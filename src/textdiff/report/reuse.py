@@ -4,9 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from ..analysis import degenerate, distance_to_real_text
+from ..experiments import COMMAND
 from ..io import atomic_path
+from ..models import MODELS
 from ..reuse import (PUBLISHED_HALF_LIFE, best_epochs, crossover, diffusion_wins, half_life, repetition_cost,
                      reuse_points, seed_nll_spread, series)
 from .format import KIND_SHORT, counted, display_name, excluded_lines
@@ -37,20 +40,27 @@ def plot_reuse(lines: dict[tuple, list], total_rows: int, path: Path) -> None:
             if (u, w) != (unique_rows, width):
                 continue
             epochs, nll = [p.epochs for p in line], [p.nll for p in line]
-            drawn = ax.plot(epochs, nll, marker="o", label=f"{display_name(model)} ({KIND_SHORT[line[0].kind]})")
+            color = f"C{list(MODELS).index(model)}"  # a model keeps its colour in every panel
+            ax.plot(epochs, nll, marker="o", color=color, label=f"{display_name(model)} ({KIND_SHORT[line[0].kind]})")
             best = min(line, key=lambda p: p.nll)
-            ax.scatter([best.epochs], [best.nll], s=120, facecolors="none", edgecolors=drawn[0].get_color())
+            ax.scatter([best.epochs], [best.nll], s=120, facecolors="none", edgecolors=color)
             curve = line[-1].curve
             if curve:
                 per_epoch = line[-1].epochs / line[-1].tokens
                 ax.plot([c["tokens"] * per_epoch for c in curve], [c["valid_nll"] for c in curve],
-                        color=drawn[0].get_color(), alpha=0.3, linewidth=1)
+                        color=color, alpha=0.3, linewidth=1)
         ax.set_xscale("log")
+        # Ticks at the epoch counts run, labelled plainly (log minor labels overlap within a decade).
+        run_epochs = sorted({1.0} | {p.epochs for (_, u, w), line in lines.items() if (u, w) == (unique_rows, width)
+                                     for p in line})
+        ax.xaxis.set_major_locator(FixedLocator(run_epochs))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(_u_label(unique_rows, total_rows, width), fontsize=9)
         ax.set_xlabel("epochs of its U")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     axes[0][0].set_ylabel("validation NLL per token (AR exact, diffusion ≤)")
-    axes[0][0].legend(fontsize=8)
     fig.suptitle("Validation NLL against epochs (circles: each model's best; faint: learning curves)", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -58,9 +68,15 @@ def plot_reuse(lines: dict[tuple, list], total_rows: int, path: Path) -> None:
     plt.close(fig)
 
 
-def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plot_name: str, out_dir: Path) -> list[str]:
-    """The section (nothing where no data_reuse group is collected); writes its plot in every case."""
+def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plot_name: str, out_dir: Path,
+                  listed: dict[str, list[str]] | None = None) -> list[str]:
+    """The section (nothing where no data_reuse group is collected); writes its plot in every case. listed: the
+    runs of each group params.yaml defines, so that a data-reuse group nobody has run yet counts as runs to come."""
     reuse_groups = {name: group for name, group in groups.items() if is_reuse_group(name)}
+    if reuse_groups:
+        for name, runs in (listed or {}).items():
+            if is_reuse_group(name) and name not in reuse_groups:
+                reuse_groups[name] = {"runs": {}, "excluded": {}, "not_run": list(runs), "command": f"{COMMAND} {name}"}
     if not reuse_groups:
         plot_reuse({}, total_rows, out_dir / plot_name)
         return []
