@@ -78,7 +78,7 @@ def timed_apart_note(rows: dict[str, dict]) -> str:
 
 
 def _threads(count: int | None) -> str:
-    return "an unrecorded number of CPU threads" if count is None else f"{count} CPU thread{'s' if count != 1 else ''}"
+    return "an unrecorded number of CPU threads" if count is None else counted(count, "CPU thread")
 
 
 def finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, plain_ticks: bool = False) -> None:

@@ -11,7 +11,7 @@ from ..analysis import (SAME_WITHIN, TIE, against_spread, best_at_equal_time, cl
                         few_step_comparison, noise_injection)
 from ..evaluate import TIMING_SPREAD_LIMIT
 from ..models import MODELS
-from .format import (KIND_SHORT, TIMED_APART, apart_mark, display_name, excluded_lines, finish_plot, gen_time,
+from .format import (KIND_SHORT, TIMED_APART, apart_mark, counted, display_name, excluded_lines, finish_plot, gen_time,
                      indent, margin_words, overrides_text, perplexity_cell, sampler_note, seeds_header, spread_cell,
                      timed_apart_note, with_error)
 from .groups import (LR_GROUP, SEEDS_GROUP, generic_group_section, has_own_section, learning_rate_runs,
@@ -297,7 +297,7 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         "the same rows for every model.",
         f"- Training: the same backbone, {first['train_steps']:,} steps and {first['train_tokens']:,} tokens "
         f"for each model ({first.get('train_epochs', float('nan')):.2f} epochs of the distinct training tokens), "
-        f"on {first['device']}; {len(seeds)} training seed{'s' if len(seeds) != 1 else ''} ({', '.join(seeds)}): "
+        f"on {first['device']}; {counted(len(seeds), 'training seed')} ({', '.join(seeds)}): "
         "the tables give this pipeline's run with its standard error, and the mean and range over the seeds.",
         f"- Evaluation: {_rows_note(first)}; every figure ± its standard error over validation rows (or "
         f"samples); generation timed at "
