@@ -219,18 +219,33 @@ def test_a_run_that_starts_from_another_groups_run_reuses_its_trained_model(stud
 
 
 def test_ctrl_c_during_a_rerun_keeps_the_earlier_experiment_and_leaves_nothing_behind(study):
-    import signal
-    import threading
-
     from textdiff.experiments import newest_experiment
     work, env, _ = study
     name = "sdd_variants-k2"
     run([sys.executable, "stages/experiments.py", "sdd_variants", "k2"], work, env)
     earlier = newest_experiment(name, work)
+    # The rerun trains 200 times longer (seconds, not milliseconds), so that Ctrl-C lands inside its training
+    # even on a busy machine: at the micro size a rerun once finished before the signal arrived.
+    slow = micro_params_dict()
+    slow["experiments"]["sdd_variants"]["runs"]["k2"] = {"k": 2, "train.steps_factor.sdd": 200}
+    (work / "params.yaml").write_text(yaml.safe_dump(slow, sort_keys=False))
+    run(["git", "commit", "-qam", "a rerun long enough to interrupt"], work, env)
+    try:
+        interrupt_a_rerun(work, env, name, earlier)
+    finally:
+        (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+        run(["git", "commit", "-qam", "back", "--allow-empty"], work, env)
+
+
+def interrupt_a_rerun(work, env, name, earlier):
+    import signal
+    import threading
+
+    from textdiff.experiments import newest_experiment
     process = subprocess.Popen([sys.executable, "stages/experiments.py", "sdd_variants", "k2"], cwd=work, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     # Wait for the run's training progress bar on stderr: from then on the run is inside its stages. (Its
-    # checkpoints are no signal: a micro run trains in tens of milliseconds and removes them at the end.)
+    # checkpoints are no signal: a run removes them at the end.)
     chunks, training = [], threading.Event()
 
     def read_stderr():
