@@ -132,6 +132,19 @@ def summary() -> str:
             lines[-1] += (f" The machine ran the reference training step in {before:.3f} s before it and {after:.3f} s "
                           f"after (the table above: {reference:.3f} s), so the study took {f['reference_steps']} "
                           f"reference steps: {f['reference_steps'] * reference / 60:.1f} min at the table's speed.")
+    phases = OUT / "evaluate_phases.json"
+    if phases.exists():  # which cut would shorten the study: the shares of each evaluation's time
+        e = json.loads(phases.read_text())
+        names = {"validation": "validation over the whole split", "diagnostics": "diagnostics",
+                 "batch1_timing": "batch-1 timings",
+                 "sweep_generation": "the sample sweep's generations (the default setting's among them)",
+                 "judge_scoring": "the judge's scoring of them", "other": "the rest"}
+        lines += ["", f"Where evaluation's time goes ({_threads(e['threads'])}"
+                  + (f"; {e['note']}" if e["note"] else "") + f"; {e['date']}):", "",
+                  "| stage | " + " | ".join(names.values()) + " | total (s) |", "|---" * (len(names) + 2) + "|"]
+        for name, r in e["models"].items():
+            lines.append(f"| evaluate@{name} | " + " | ".join(f"{r['share'][key]:.0%}" for key in names)
+                         + f" | {r['seconds']['total']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -140,9 +153,10 @@ def main():
     parser.add_argument("--summary", action="store_true")
     args = parser.parse_args()
     if not args.summary:
-        for script in ("train_step.py", "generation.py", "sampling_vs_commit.py", "validation_head_bias.py",
-                       "retrain_trajectory.py", "pipeline.py"):
-            subprocess.run([sys.executable, str(REPO / "benchmarks" / script)], cwd=REPO, check=True)
+        for script, *script_args in (["train_step.py"], ["generation.py"], ["sampling_vs_commit.py"],
+                                     ["validation_head_bias.py"], ["retrain_trajectory.py"], ["pipeline.py"],
+                                     ["evaluate_phases.py", "sdd", "udlm"]):
+            subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *script_args], cwd=REPO, check=True)
     write_text(OUT / "summary.md", summary())
     print(summary())
 
