@@ -17,12 +17,14 @@ import time
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 import textdiff.evaluate as evaluation  # noqa: E402
 from textdiff.io import read_json, write_json  # noqa: E402
+from textdiff.study import load_params  # noqa: E402
 
 OUT = REPO / "reports" / "benchmarks" / "evaluate_phases.json"
 # The phase each timed function is, in the order evaluate() runs them. timed_generation is called by both
@@ -33,9 +35,6 @@ PHASES = {"validation_metrics": "validation", "generation_runs_ms": "batch1_timi
 
 def timed_phases(model_name: str) -> dict[str, float]:
     """Seconds per phase of one evaluation of models/<model_name>, as the stage runs it."""
-    from tokenizers import Tokenizer
-
-    from textdiff.study import load_params
     seconds = dict.fromkeys(list(PHASES.values()) + ["diagnostics"], 0.0)
 
     def timed(phase, function):
