@@ -109,16 +109,18 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
     lines = series(points)
     plot_reuse(lines, total_rows, out_dir / plot_name)
     body = [f"![validation NLL against epochs]({plot_name})", "",
-            "| model | U | epochs run | validation NLL at each (kind) | best epochs | NLL rises from | curve's lowest "
-            "| judge PPL at best | entropy at best | distance at best |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "| model | U | runs | validation NLL at each epoch count (kind) | best epochs | NLL rises from "
+            "| curve's lowest | judge PPL at best | entropy at best | distance at best |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for (model, unique_rows, width), line in lines.items():
         b = best_epochs(line)
         m = b["best"].metrics
         cells = ", ".join(f"{p.epochs:g}: {p.nll:.3f}" for p in line)
         lowest = f"{b['curve_lowest_epochs']:.1f} epochs" if b["curve_lowest_epochs"] is not None else "–"
+        rises = f"{b['rises_from']:g} epochs" if b["rises_from"] is not None else "no rise"
         body.append(f"| {display_name(model)} | {_u_label(unique_rows, total_rows, width)} | {len(line)} "
                     f"| {cells} ({KIND_SHORT[line[0].kind]}) | {b['best'].epochs:g} "
-                    f"| {b['rises_from'] if b['rises_from'] is not None else 'no rise'} | {lowest} "
+                    f"| {rises} | {lowest} "
                     f"| {m['sample_judge_perplexity']:.1f} | {m['sample_entropy']:.2f}"
                     f"{' (repetitive)' if degenerate(m, reference) else ''} | {distance_to_real_text(m, reference):.2f} |")
     cost = repetition_cost(points)
