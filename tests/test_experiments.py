@@ -6,7 +6,8 @@ import yaml
 from textdiff.cli import UsageError
 from textdiff.errors import ParamError
 from textdiff.experiments import (changed_keys, collected_sessions, exp_run_command, flatten, read_groups,
-                                  seeded_workspace, sessions_after, study_hashes, study_params, upstream_stages)
+                                  reproduced_stage_seconds, seeded_workspace, sessions_after, study_hashes,
+                                  study_params, upstream_stages)
 from textdiff.models import model_names
 from tests.conftest import REPO
 
@@ -217,6 +218,24 @@ def test_a_run_starts_from_the_trained_stages_of_its_source_and_the_workspace_is
     git("reset", "-q", "--hard", "HEAD^")
     with seeded_workspace(other, ["evaluate@ar"], tmp_path) as taken:
         assert taken["train@ar"] == ["src/ar.py"]
+
+
+def test_a_run_times_the_stages_it_reproduced_even_when_they_took_as_long_as_before():
+    """A stage counts as reproduced when its dvc.lock entry differs from the baseline's and from the source
+    experiment's, not when its timings file does: a short stage can take the same 0.01 s twice (it did in CI)."""
+    def stage(name, params, wall_md5):
+        return {"cmd": name, "params": {"params.yaml": params},
+                "outs": [{"path": f"timings/{name}.json", "md5": wall_md5}]}
+    baseline = {"stages": {"train@ar": stage("train@ar", {"steps": 1}, "t1"),
+                           "evaluate@ar": stage("evaluate@ar", {"temperature": 1.0}, "same")}}
+    source = {"stages": {"train@ar": stage("train@ar", {"steps": 2}, "t2"),
+                         "evaluate@ar": stage("evaluate@ar", {"temperature": 1.0}, "same")}}
+    run = {"stages": {"train@ar": stage("train@ar", {"steps": 2}, "t2"),  # taken from the source: not rerun
+                      "evaluate@ar": stage("evaluate@ar", {"temperature": 0.7}, "same"),  # rerun, same wall time
+                      "report": {"cmd": "report", "outs": [{"path": "reports/report.md", "md5": "r"}]}}}
+    wall = {"timings/train@ar.json": {"wall_s": 9.0}, "timings/evaluate@ar.json": {"wall_s": 1.25}}
+    assert reproduced_stage_seconds(run, [baseline, source], wall.__getitem__) == {"evaluate@ar": 1.25}
+    assert reproduced_stage_seconds(run, [baseline], wall.__getitem__) == {"train@ar": 9.0, "evaluate@ar": 1.25}
 
 
 def test_a_run_is_not_queued_with_the_run_it_starts_from(tmp_path):

@@ -455,6 +455,15 @@ def entry(group: Group, run: str) -> dict | None:
     return {**group.runs[run], **group.common} if run in group.runs else None
 
 
+def reproduced_stage_seconds(lock: dict, earlier_locks: list[dict], read) -> dict[str, float]:
+    """The wall time of each stage a run reproduced: those whose dvc.lock entry differs from that of its baseline
+    and of the experiment it started from (earlier_locks). read(path) gives a file of the run's commit. Not the
+    timings files themselves: they hold a wall time to 0.01 s, which a short stage can take twice."""
+    return {name: read(f"timings/{name}.json")["wall_s"] for name, entry in lock["stages"].items()
+            if all(earlier["stages"].get(name) != entry for earlier in earlier_locks)
+            and any(out["path"] == f"timings/{name}.json" for out in entry.get("outs", []))}
+
+
 def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None = None) -> dict:
     """Each run's experiment commit, what it ran (params, overrides, code, data and judge hashes) and the
     metrics and first samples of the group's models, written to <out_dir>/<group>.json. session: how the runs
@@ -488,16 +497,8 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
         baseline = _git("rev-parse", f"{rev}^", cwd=cwd).strip()
         source = source_experiment(group, run, cwd, required=False)  # its newest experiment, as when the run was queued
 
-        def stage_seconds() -> dict[str, float]:
-            """The wall time of each stage the run reproduced: those whose timings file differs from its baseline's
-            and from that of the experiment it started from."""
-            seconds = {}
-            for path in _git("ls-tree", "--name-only", f"{rev}:timings", cwd=cwd).split():
-                timing = read(f"timings/{path}")
-                earlier = [_git_bytes(commit, f"timings/{path}", cwd) for commit in filter(None, (baseline, source))]
-                if all(content is None or json.loads(content) != timing for content in earlier):
-                    seconds[path.removesuffix(".json")] = timing["wall_s"]
-            return seconds
+        earlier_locks = [yaml.safe_load(lock) for lock in
+                         (_git_bytes(commit, "dvc.lock", cwd) for commit in filter(None, (baseline, source))) if lock]
         ran = study_params(read("params.yaml"))
         overrides = changed_keys(study_params(read("params.yaml", baseline)), ran)
         collected[run] = {
@@ -509,7 +510,7 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
             **({"started_from": {"run": group.start_from[run], "commit": source}} if source else {}),
             "params": ran,
             **study_hashes(read("dvc.lock"), group.stages),
-            "stage_seconds": stage_seconds(),
+            "stage_seconds": reproduced_stage_seconds(read("dvc.lock"), earlier_locks, read),
             "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
                                "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT],
                                "learning_curve": read_optional(f"models/{model}/learning_curve.csv"),
