@@ -242,8 +242,11 @@ def interrupt_a_rerun(work, env, name, earlier):
     import threading
 
     from textdiff.experiments import newest_experiment
+    # Ctrl-C's default action restored in the child: a shell starts its background jobs (`pytest &`) with SIGINT
+    # ignored, which every child inherits and Python then keeps, so the run would finish as if never interrupted.
     process = subprocess.Popen([sys.executable, "stages/experiments.py", "sdd_variants", "k2"], cwd=work, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Wait for the run's training progress bar on stderr: from then on the run is inside its stages. (Its
     # checkpoints are no signal: a run removes them at the end.)
     chunks, training = [], threading.Event()
