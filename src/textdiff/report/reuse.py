@@ -159,7 +159,16 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
         else:
             text = f"{h['r_star']:.0f} epochs ({h['low']:.0f}–{h['high']:.0f}; {h['points']} points)"
         body.append(f"- {display_name(model)}: {text}.")
-    verdict = diffusion_wins({u: c for (u, width), c in crossings.items() if width is None}, seed_nll_spread(points))
+    spread = seed_nll_spread(points)
+    if spread:
+        seeded = sorted({(p.unique_rows, p.epochs, p.width) for p in points if p.seed is not None},
+                        key=lambda k: (k[2] or 0, k[0] or 0, k[1]))
+        where = ", ".join(f"{_u_label(u, total_rows, width)} at {e:g} epochs" for u, e, width in seeded)
+        ranges = "; ".join(f"{display_name(model)} {s['min']:.3f} to {s['max']:.3f} ({s['max'] - s['min']:.3f} "
+                           f"nats over {s['seeds']} seeds)" for model, s in sorted(spread.items()))
+        body += ["", f"Spread of validation NLL over training seeds ({where}; the same rows, other initial weights "
+                 f"and draws): {ranges}."]
+    verdict = diffusion_wins({u: c for (u, width), c in crossings.items() if width is None}, spread)
     # While runs are missing, an answer holds only for the epochs and U run so far: say so beside it.
     so_far = f" so far ({counted(pending, 'run')} of these groups not run yet)" if pending and verdict["per_unique_rows"] else ""
     body += ["", f"**Does diffusion win when data repeats? {verdict['answer']}{so_far}.** The rule: at some U, a diffusion "
