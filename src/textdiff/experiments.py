@@ -497,8 +497,9 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
         baseline = _git("rev-parse", f"{rev}^", cwd=cwd).strip()
         source = source_experiment(group, run, cwd, required=False)  # its newest experiment, as when the run was queued
 
-        earlier_locks = [yaml.safe_load(lock) for lock in
-                         (_git_bytes(commit, "dvc.lock", cwd) for commit in filter(None, (baseline, source))) if lock]
+        lock = read("dvc.lock")
+        earlier_locks = [yaml.safe_load(text) for text in
+                         (_git_bytes(commit, "dvc.lock", cwd) for commit in filter(None, (baseline, source))) if text]
         ran = study_params(read("params.yaml"))
         overrides = changed_keys(study_params(read("params.yaml", baseline)), ran)
         collected[run] = {
@@ -509,8 +510,8 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
             "baseline_commit": baseline,
             **({"started_from": {"run": group.start_from[run], "commit": source}} if source else {}),
             "params": ran,
-            **study_hashes(read("dvc.lock"), group.stages),
-            "stage_seconds": reproduced_stage_seconds(read("dvc.lock"), earlier_locks, read),
+            **study_hashes(lock, group.stages),
+            "stage_seconds": reproduced_stage_seconds(lock, earlier_locks, read),
             "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
                                "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT],
                                "learning_curve": read_optional(f"models/{model}/learning_curve.csv"),
