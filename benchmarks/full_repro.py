@@ -18,6 +18,7 @@ import argparse
 import datetime
 import json
 import os
+import platform
 import re
 import statistics
 import subprocess
@@ -32,9 +33,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from textdiff.io import write_json  # noqa: E402
-from train_step import configured_params, interleaved_step_times  # noqa: E402
+from train_step import REFERENCE_VERSION, configured_params, interleaved_step_times  # noqa: E402
 
 REFERENCE_STEPS = 20
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")  # what kernel choice keys on
+
+
+def cpu() -> dict:
+    """This machine's CPU as far as float kernels care: MKL, oneDNN and ATen pick theirs by its instruction set,
+    so two CPUs can give the same code other floats (benchmarks/cross_host.py measures how far they drift)."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    fields = {key.strip(): value.strip() for key, value in
+              (line.split(":", 1) for line in text.splitlines() if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name", platform.processor()),
+            "isa_flags": [flag for flag in ISA_FLAGS if flag in flags], "torch": torch.__version__,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def reference_step_s() -> float:
@@ -75,8 +89,10 @@ def main():
         "scale": params["scale"],
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu": cpu(),
         # The machine's speed: the reference step (s) before and after, and the study in reference steps.
         "reference_step_s": [round(speed_before, 4), round(speed_after, 4)],
+        "reference_version": REFERENCE_VERSION,
         "reference_steps": round(wall / statistics.mean((speed_before, speed_after))),
         "date": datetime.date.today().isoformat(),
     }
@@ -86,6 +102,9 @@ def main():
     if out.exists():
         last = json.loads(out.read_text())
         if last.get("stages_run") == result["stages_run"]:
+            if last.get("reference_version") != REFERENCE_VERSION:  # another yardstick: its speed figures do not compare
+                for key in ("reference_step_s", "reference_steps"):
+                    last.pop(key, None)
             result["earlier"] = last.pop("earlier", []) + [last]
     write_json(out, result)
     print(f"full dvc repro: {wall / 60:.1f} min ({len(result['stages_run'])} stages)")

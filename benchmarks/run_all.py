@@ -47,6 +47,28 @@ def _threads(count: int) -> str:
     return f"{count} thread{'s' if count != 1 else ''}"
 
 
+def cross_host_lines() -> list[str]:
+    """The committed study rerun on another CPU (benchmarks/cross_host.py): what came out bit-identical and how
+    far each model's validation NLL moved, against its range over the training seeds."""
+    path = OUT / "cross_host.json"
+    if not path.exists():
+        return []
+    c = json.loads(path.read_text())
+    models = c["models"]
+    identical = sum(m["weights_identical"] for m in models.values())
+    moved = "; ".join(f"{name.upper()} {m['change']:+.3f} ({m['committed_nll']:.3f} to {m['here_nll']:.3f}, "
+                      f"{'within' if m['within_seed_range'] else 'outside'} its {m['seeds']} seeds' "
+                      f"{m['seed_nll_range'][0]:.3f}-{m['seed_nll_range'][1]:.3f})" for name, m in models.items())
+    same_data = [p for p in c["outputs_identical"] if p.startswith("data/")]
+    return ["", f"The same study on another CPU ({', '.join(c['cpu']['isa_flags'])}; {c['date']}; against "
+                f"{c['against'][:7]}'s outputs): {len(same_data)} data outputs (prepared stories, tokenizer, packed "
+                f"rows) came out bit-identical, but {identical} of {len(models)} models' weights did, and the "
+                f"judge's {'did' if 'models/judge/model.safetensors' in c['outputs_identical'] else 'did not'}: "
+                "float kernels are chosen by the CPU's instruction set, and training amplifies their last bits. "
+                f"Validation NLL per token moved by {moved}. The committed outputs stay those of the machine that "
+                "ran the committed study: this one's would replace the judge every collected experiment is bound to."]
+
+
 def summary() -> str:
     train = json.loads((OUT / "train_step.json").read_text())
     gen = json.loads((OUT / "generation.json").read_text())
@@ -126,12 +148,14 @@ def summary() -> str:
             dates = ", ".join(sorted({e["date"] for e in f["earlier"]} | {f["date"]}))
             lines[-1] += (f" Over its {len(walls)} measurements ({dates}): median {statistics.median(walls):.1f} min, "
                           f"from {min(walls):.1f} to {max(walls):.1f}.")
-        if "reference_step_s" in f:  # the machine's speed during that run, against the train-step table above
+        if "reference_step_s" in f and f.get("reference_version") == train.get("reference_version"):
+            # the machine's speed during that run, against the train-step table above (the same reference model)
             reference = next(r["median_step_s"] for r in train["results"] if r["model"] == "reference")
             before, after = f["reference_step_s"]
             lines[-1] += (f" The machine ran the reference training step in {before:.3f} s before it and {after:.3f} s "
                           f"after (the table above: {reference:.3f} s), so the study took {f['reference_steps']} "
                           f"reference steps: {f['reference_steps'] * reference / 60:.1f} min at the table's speed.")
+    lines += cross_host_lines()
     phases = OUT / "evaluate_phases.json"
     if phases.exists():  # which cut would shorten the study: the shares of each evaluation's time
         e = json.loads(phases.read_text())

@@ -59,6 +59,11 @@ class ReferenceBlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+# Bumped whenever the reference model changes: its step times are comparable only within one version
+# (2: GPT-2's embedding init; 1 ran mostly on subnormal floats, so its time was the CPU's subnormal penalty).
+REFERENCE_VERSION = 2
+
+
 class ReferenceGPT(nn.Module):
     def __init__(self, vocab, d_model, n_layers, n_heads, d_ff, seq_len):
         super().__init__()
@@ -217,7 +222,8 @@ def main():
     s = params.scale
     model_params = {name: dataclasses.asdict(params.models[name]) for name in model_names()}
     report = {"config": dataclasses.asdict(s), "model_params": model_params, "device": rows[0]["device"],
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "results": rows}
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "reference_version": REFERENCE_VERSION,
+              "results": rows}
     print(f"\nTraining step, {s.d_model}d x {s.n_layers} layers, batch {s.batch_size} x {s.seq_len} tokens, "
           f"vocab {s.vocab_size}, on {rows[0]['device']} (models taking turns; median of "
           f"{args.steps} steps after {args.warmup})")
