@@ -28,6 +28,7 @@ from full_repro import cpu  # noqa: E402
 from textdiff.io import write_json  # noqa: E402
 from textdiff.models import model_names  # noqa: E402
 
+
 def at_commit(commit: str, path: str) -> str:
     return subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, check=True, capture_output=True,
                           text=True).stdout
