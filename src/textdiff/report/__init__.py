@@ -79,6 +79,7 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     plot_quality(sweeps, reference, out_dir / "judge_perplexity_vs_entropy.png", out_dir / "quality_vs_time.png")
     write_text(out_dir / "results.md", table)
     write_json(out_dir / "metrics.json", headline_metrics(metrics, reference))
+    write_json(out_dir / "seed_spread.json", spread)  # the yardstick of a rerun's reproduction verdict
     reuse_lines = reuse_section(groups, reference, pack_stats["train_rows"], "data_reuse.png", out_dir,
                                 {name: list(group.runs) for name, group in defined.items()})
     longest = {key.rsplit(".", 1)[1]: run["models"][key.rsplit(".", 1)[1]]["metrics"]
