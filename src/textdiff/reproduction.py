@@ -47,6 +47,10 @@ def reproduction(committed_lock: dict, rerun_lock: dict, diff: dict[str, dict], 
             continue  # a model or figure only one of the two studies has
         figures.setdefault(model, {})[key] = figure_verdict(
             values["old"], values["new"], spread.get(model, {}).get(SPREAD_FIGURE.get(key, key)))
+    order = list(SPREAD_FIGURE)  # dvc metrics diff lists figures in no fixed order
+    figures = {model: dict(sorted(figures[model].items(), key=lambda item: order.index(item[0])
+                                  if item[0] in order else len(order)))
+               for model in sorted(figures, key=lambda m: list(spread).index(m) if m in spread else len(spread))}
     result = {}
     for model in [*figures, "judge"]:
         path = WEIGHTS.format(model)
