@@ -28,10 +28,9 @@ def output_md5(lock: dict, path: str) -> str | None:
 
 
 def figure_verdict(committed: float, rerun: float, spread: dict | None) -> dict:
-    if rerun == committed:
-        return {"committed": committed, "rerun": rerun, "difference": 0.0, "spread": None, "verdict": "same"}
     judged = against_spread(rerun - committed, [spread] if spread else [])
-    verdict = {None: "no seed spread", True: "within", False: "beyond"}[judged["within"]]
+    verdict = ("same" if rerun == committed else
+               {None: "no seed spread", True: "within", False: "beyond"}[judged["within"]])
     return {"committed": committed, "rerun": rerun, "difference": judged["difference"], "spread": judged["spread"],
             "verdict": verdict}
 
