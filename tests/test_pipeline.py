@@ -295,3 +295,23 @@ def test_an_unknown_key_or_a_bad_scale_stops_dvc_before_any_stage_removes_its_ou
         assert sorted(p.name for p in (work / "data" / "prepared").iterdir()) == prepared
     (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
     run(["dvc", "repro"], work, env)
+
+
+def test_a_typo_inside_an_experiment_group_costs_no_report_output(study):
+    # Issue 37, item 1: a typo in a run of a group passed check_params (which reads the study's keys, not the
+    # groups'), so the report stage started, DVC removed its outputs (cache: false: only git could bring them
+    # back), and report.py refused the key only then. Its outputs are `persist` now, and it replaces them whole.
+    work, env, _ = study
+    reports = {p.name: p.read_bytes() for p in (work / "reports").iterdir() if p.is_file()}
+    broken = micro_params_dict()
+    broken["experiments"]["seeds"]["runs"]["seed1"] = {"seed": 1, "sample.ar.temprature": 0.5}
+    (work / "params.yaml").write_text(yaml.safe_dump(broken, sort_keys=False))
+    try:
+        for command in (["dvc", "repro"], ["dvc", "repro", "--single-item", "report"]):
+            result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+            assert result.returncode != 0
+            assert "sets sample.ar.temprature, which is not a key of params.yaml" in result.stdout + result.stderr
+            assert {p.name: p.read_bytes() for p in (work / "reports").iterdir() if p.is_file()} == reports
+    finally:
+        (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+    run(["dvc", "repro"], work, env)

@@ -6,6 +6,9 @@ seeds, learning rates, training length, and which collected runs are bound to th
 (SDD's diagnostics and variants). The verdicts themselves are computed in textdiff.analysis."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -30,11 +33,25 @@ from .variants import plot_variants  # noqa: E402
 
 def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings",
                  experiments_dir="eval/experiments", params_path="params.yaml") -> None:
+    """Renders every file into a staging folder and moves them into out_dir only once all are written: a report
+    that fails halfway (a bad input, a typo in params.yaml) leaves out_dir as it was. (dvc.yaml marks the report's
+    outputs `persist`, so DVC does not remove them before the stage runs either.)"""
+    out_dir = Path(out_dir)
+    inside = out_dir.resolve().is_relative_to(Path.cwd().resolve())
+    staging_root = Path(".cache") if inside else out_dir.parent  # .cache/ is outside git's and DVC's view
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="report-", dir=staging_root))
     try:
-        _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir, experiments_dir, params_path)
+        _build_report(eval_dir, model_dir, data_dir, staging, model_names, timings_dir, experiments_dir,
+                      params_path)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out_dir / path.name)
     except KeyError as error:  # an input that parses but lacks a field it must have
         raise DataError(f"a report input lacks the field {error}; rerun the stage that writes it "
                         "(dvc repro -f <stage>)") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir, experiments_dir,
