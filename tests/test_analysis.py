@@ -244,3 +244,13 @@ def test_noise_injection_helps_only_where_a_model_predicts_from_context_and_writ
     assert noise_injection(seed, {"x": predicts, "y": both}, REFERENCE)["answer"] == "yes"
     worse = {"sample_judge_perplexity": 40.0, "sample_entropy": 3.5, "context_only_accuracy": 0.005}
     assert noise_injection(seed, {"z": worse}, REFERENCE)["answer"] == "no"
+
+
+def test_the_range_of_a_ratio_over_seeds_is_the_range_of_each_seeds_own_ratio():
+    # Issue 37, item 4: the report divided one seed's MDLM by another seed's AR (min over max) and gave a range
+    # wider than any seed's ratio: here 300/50 = 6.0 to 400/40 = 10.0, while the seeds' own ratios are 7.5 and 8.0.
+    from textdiff.analysis import ratio_per_seed
+    by_seed = {"seed 0": {"ar": {"perplexity": 40.0}, "mdlm": {"perplexity": 300.0}},
+               "seed 1": {"ar": {"perplexity": 50.0}, "mdlm": {"perplexity": 400.0}},
+               "seed 2": {"ar": {"perplexity": 45.0}}}  # a seed without MDLM gives no ratio
+    assert ratio_per_seed(by_seed, "mdlm", "ar") == {"seed 0": 7.5, "seed 1": 8.0}

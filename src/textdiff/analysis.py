@@ -114,15 +114,21 @@ def closest_to_real_text(runs: dict, reference: dict) -> str | None:
     return min(runs, key=lambda name: quality_rank(runs[name]["metrics"], reference))
 
 
-def best_at_equal_time(sweeps: pd.DataFrame, reference: dict) -> dict:
+def equal_time_budget(sweeps: pd.DataFrame) -> float:
+    """The sampling time every model can meet: the slowest model's fastest setting (ms a sample)."""
+    return float(sweeps.groupby("model")["ms_per_sample"].min().max())
+
+
+def best_at_equal_time(sweeps: pd.DataFrame, reference: dict, budget_ms: float | None = None) -> dict:
     """Which model writes best when every model gets the same sampling time.
 
-    The budget is the slowest model's fastest setting; within it, each model's best setting is the one that
+    The budget is the slowest model's fastest setting (equal_time_budget; or budget_ms, so that two sets of
+    settings are ranked on one basis); within it, each model's best setting is the one that
     ranks first by quality_rank (not repetitive, then the smallest distance to real text), and the models rank
     the same way by their best settings. Returns the budget, the entropy floor and each model's best setting
     (with its distance to real text), best first.
     """
-    budget = sweeps.groupby("model")["ms_per_sample"].min().max()
+    budget = equal_time_budget(sweeps) if budget_ms is None else budget_ms
     picks = []
     for name, group in sweeps[sweeps["ms_per_sample"] <= budget].groupby("model", sort=False):
         ranks = [quality_rank(sweep_point_metrics(row), reference) for _, row in group.iterrows()]
@@ -228,6 +234,13 @@ def seed_spread(by_seed: dict[str, dict[str, dict]], reference: dict) -> dict[st
         spread[name] = {figure: {"mean": sum(v) / len(v), "min": min(v), "max": max(v), "seeds": len(v)}
                         for figure, v in values.items()}
     return spread
+
+
+def ratio_per_seed(by_seed: dict[str, dict[str, dict]], numerator: str, denominator: str) -> dict[str, float]:
+    """Each seed's own ratio of two models' perplexities (seed label -> ratio), never one seed's model over
+    another seed's: the range of a ratio over seeds is the range of these."""
+    return {label: run[numerator]["perplexity"] / run[denominator]["perplexity"]
+            for label, run in by_seed.items() if numerator in run and denominator in run}
 
 
 def against_spread(difference: float, spreads: list[dict]) -> dict:

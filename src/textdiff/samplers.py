@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .analysis import against_spread, best_at_equal_time, distance_to_real_text, sweep_point_metrics
+from .analysis import against_spread, best_at_equal_time, distance_to_real_text, equal_time_budget, sweep_point_metrics
 
 PLAIN = "plain"  # the model's default sampler (ancestral for the diffusion models, plain temperature for AR)
 
@@ -46,13 +46,13 @@ def sampler_sweeps(default_sweeps: pd.DataFrame, groups_runs: list[dict], models
     return pd.concat([f[columns] for f in frames], ignore_index=True)
 
 
-def best_samplers(sweeps: pd.DataFrame, reference: dict, factor: float) -> dict:
+def best_samplers(sweeps: pd.DataFrame, reference: dict, factor: float, budget_ms: float | None = None) -> dict:
     """At one training-length factor: each model's best setting at equal sampling time over all its samplers
     (analysis.best_at_equal_time), with the sampler it used."""
     at = sweeps[sweeps["factor"] == factor]
     if at.empty:
         return {"picks": []}
-    ranking = best_at_equal_time(at, reference)
+    ranking = best_at_equal_time(at, reference, budget_ms)
     for pick in ranking["picks"]:
         rows = at[(at["model"] == pick["model"]) & (at["steps"] == pick["steps"])
                   & (at["temperature"] == pick["temperature"]) & (at["judge_perplexity"] == pick["judge_perplexity"])]
@@ -60,20 +60,34 @@ def best_samplers(sweeps: pd.DataFrame, reference: dict, factor: float) -> dict:
     return ranking
 
 
-def gap_with_samplers(plain: dict[str, dict], ranking: dict, reference: dict, exact: str, bound: str,
+def gap_with_samplers(sweeps: pd.DataFrame, reference: dict, factor: float, exact: str, bound: str,
                       spread: dict | None) -> dict | None:
-    """The bound model's distance to real text minus the exact model's: with their plain samplers at the default
-    setting (plain: model -> metrics), and with each one's best sampler at equal time. `narrows` by the stated rule:
-    the gap with the best samplers is smaller by more than the seed spread of the distances (analysis.against_spread);
-    `closed` where it is no longer positive. None where a model lacks a point."""
-    picks = {p["model"]: p for p in ranking["picks"]}
-    if not all(name in plain and name in picks for name in (exact, bound)):
+    """The bound model's distance to real text minus the exact model's at one training-length factor, both gaps
+    at one equal sampling time (the budget that both the plain samplers and all samplers can meet): with each
+    model's best plain setting, and with its best setting over every sampler. So where each model's best sampler
+    is its plain one, the change is 0. The verdict, by the stated rule (analysis.against_spread on the change):
+    `closed` where the gap with the best samplers is no longer positive; `narrowed` or `widened` where it moved
+    beyond the seed spread of the distances; `within the seed spread` where it moved no more than that (another
+    seed could reverse it); `no seed spread` where there are no seed runs. None where a model lacks a point."""
+    at = sweeps[sweeps["factor"] == factor]
+    plain_rows = at[at["sampler"] == PLAIN]
+    if not all(name in set(plain_rows["model"]) for name in (exact, bound)):
         return None
-    before = distance_to_real_text(plain[bound], reference) - distance_to_real_text(plain[exact], reference)
-    after = (distance_to_real_text(sweep_point_metrics(picks[bound]), reference)
-             - distance_to_real_text(sweep_point_metrics(picks[exact]), reference))
+    budget = max(equal_time_budget(at), equal_time_budget(plain_rows))
+    plain, best = best_samplers(plain_rows, reference, factor, budget), best_samplers(at, reference, factor, budget)
+    picks = {"plain": {p["model"]: p for p in plain["picks"]}, "best": {p["model"]: p for p in best["picks"]}}
+    gaps = {kind: float(distance_to_real_text(sweep_point_metrics(by[bound]), reference)
+                        - distance_to_real_text(sweep_point_metrics(by[exact]), reference))
+            for kind, by in picks.items()}
     spreads = [(spread or {}).get(name, {}).get("distance") for name in (exact, bound)]
-    margin = against_spread(before - after, spreads)
-    beyond = margin["within"] is not None and not margin["within"]
-    return {"plain": float(before), "best": float(after), "margin": margin, "narrows": bool(after < before and beyond),
-            "closed": bool(after <= 0), "samplers": {name: picks[name]["sampler"] for name in (exact, bound)}}
+    margin = against_spread(gaps["best"] - gaps["plain"], spreads)
+    if gaps["best"] <= 0:
+        verdict = "closed"
+    elif margin["within"] is None:
+        verdict = "no seed spread"
+    elif margin["within"]:
+        verdict = "within the seed spread"
+    else:
+        verdict = "narrowed" if gaps["best"] < gaps["plain"] else "widened"
+    return {"plain": gaps["plain"], "best": gaps["best"], "margin": margin, "verdict": verdict, "ranking": best,
+            "samplers": {name: picks["best"][name]["sampler"] for name in (exact, bound)}}

@@ -99,13 +99,10 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     write_json(out_dir / "seed_spread.json", spread)  # the yardstick of a rerun's reproduction verdict
     reuse_lines = reuse_section(groups, reference, pack_stats["train_rows"], "data_reuse.png", out_dir,
                                 {name: list(group.runs) for name, group in defined.items()})
-    longest = {key.rsplit(".", 1)[1]: run["models"][key.rsplit(".", 1)[1]]["metrics"]
-               for run in groups.get(LENGTH_GROUP, {"runs": {}})["runs"].values()
-               for key, value in run["overrides"].items() if key.startswith("train.steps_factor.") and value == 16}
-    sampler_lines = samplers_section(groups, metrics, sweeps, reference, spread, longest, "samplers.png", out_dir)
+    sampler_lines = samplers_section(groups, metrics, sweeps, reference, spread, "samplers.png", out_dir)
     write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
                                                     "training_loss.png", reference, sweeps, timings, group,
-                                                    spread, groups, list(by_seed), base_lr,
+                                                    spread, groups, by_seed, base_lr,
                                                     training_length_section(runs_by_length, by_seed,
                                                                             groups.get(LENGTH_GROUP), reference,
                                                                             "training_length_nll.png",

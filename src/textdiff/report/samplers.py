@@ -10,7 +10,7 @@ import pandas as pd
 from ..analysis import ENTROPY_FLOOR
 from ..io import atomic_path
 from ..samplers import PLAIN, best_samplers, gap_with_samplers, sampler_sweeps
-from .format import display_name, excluded_lines, margin_words
+from .format import display_name, excluded_lines
 from .groups import parallelism
 
 SAMPLERS_GROUP = "samplers"
@@ -59,9 +59,8 @@ def plot_samplers(sweeps: pd.DataFrame, reference: dict, path: Path) -> None:
 
 
 def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, reference: dict, spread: dict,
-                     length_metrics: dict[str, dict], plot_name: str, out_dir: Path) -> list[str]:
-    """The section (nothing where the samplers group is not collected); writes its plot in every case.
-    length_metrics: model -> metrics of its longest bound training-length run."""
+                     plot_name: str, out_dir: Path) -> list[str]:
+    """The section (nothing where the samplers group is not collected); writes its plot in every case."""
     group = groups.get(SAMPLERS_GROUP)
     others = [groups[name]["runs"] for name in ("training_length",) if name in groups]
     table = sampler_sweeps(sweeps, ([group["runs"]] if group else []) + others, list(metrics))
@@ -83,9 +82,9 @@ def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, referenc
                   "by a step count where two settings' times are close.", ""]
     exact = next((n for n, m in metrics.items() if m["perplexity_kind"] == "exact"), None)
     bound = next((n for n, m in metrics.items() if m["perplexity_kind"] == "bound"), None)
-    for factor, plain, label in ((1.0, metrics, "at the default length"),
-                                 (LONGEST, length_metrics, f"at {LONGEST:g}x the steps")):
-        ranking = best_samplers(table, reference, factor)
+    for factor, label in ((1.0, "at the default length"), (LONGEST, f"at {LONGEST:g}x the steps")):
+        gap = gap_with_samplers(table, reference, factor, exact, bound, spread) if exact and bound else None
+        ranking = gap["ranking"] if gap else best_samplers(table, reference, factor)
         if not ranking["picks"]:
             lines.append(f"- {label}: no bound run yet.")
             continue
@@ -93,16 +92,28 @@ def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, referenc
                           f"judge perplexity {p['judge_perplexity']:.1f}, entropy {p['entropy']:.2f}"
                           f"{', repetitive' if p['repetitive'] else ''})" for p in ranking["picks"])
         lines.append(f"- {label}, best at equal time (at most {ranking['budget_ms']:.1f} ms a sample): {picks}.")
-        gap = gap_with_samplers(plain, ranking, reference, exact, bound, spread) if exact and bound else None
         if gap:
-            verdict = ("closed" if gap["closed"] else "narrowed" if gap["narrows"] else "not narrowed beyond the seed "
-                       "spread" if gap["margin"]["within"] is not None else "not narrowed (no seed spread known)")
-            lines[-1] += (f" The {display_name(bound)}–{display_name(exact)} gap in distance to real text: "
-                          f"{gap['plain']:.2f} nats with the plain samplers, {gap['best']:.2f} with each one's best: "
-                          f"**{verdict}**. " + margin_words(gap["margin"], "The change", "nats", ".2f"))
-    lines += ["", "The rule: better sampling narrows the gap where the gap with each model's best sampler is smaller "
-              "than with the plain samplers by more than the seed spread of the distances, and closes it where "
-              "the diffusion model's best is at least as close to real text as AR's."]
+            lines[-1] += " " + gap_sentence(gap, display_name(bound), display_name(exact))
+    lines += ["", "The rule: both gaps are taken at the same sampling time. Better sampling narrows (widens) the gap "
+              "where the gap with each model's best sampler is smaller (larger) than with the plain samplers by more "
+              "than the seed spread of the distances, and closes it where the diffusion model's best is at least as "
+              "close to real text as AR's; a change no larger than the spread is within it."]
     if group["not_run"]:
         lines += ["", f"Not run yet: {', '.join(group['not_run'])} (`{group['command']} <name>`)."]
     return lines + excluded_lines(group["excluded"], group["command"]) + [""]
+
+
+def gap_sentence(gap: dict, bound: str, exact: str) -> str:
+    """samplers.gap_with_samplers in words that follow its numbers: which way the gap moved, and whether that
+    counts against the seed spread."""
+    change, spread = gap["best"] - gap["plain"], gap["margin"]["spread"]
+    how = {"closed": "closed: the diffusion model's best is at least as close to real text as AR's",
+           "narrowed": "narrowed, beyond the seed spread",
+           "widened": "widened, beyond the seed spread",
+           "within the seed spread": ("unchanged" if change == 0 else
+                                      f"{'narrower' if change < 0 else 'wider'}, but within the seed spread: another "
+                                      "seed could reverse it"),
+           "no seed spread": "moved, with no seed spread to judge it by"}[gap["verdict"]]
+    return (f"The {bound}–{exact} gap in distance to real text at equal time: {gap['plain']:.2f} nats with the plain "
+            f"samplers, {gap['best']:.2f} with each one's best (a change of {change:+.2f}"
+            + (f"; seed spread up to {spread:.2f}" if spread is not None else "") + f"): **{how}**.")

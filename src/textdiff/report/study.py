@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..analysis import (SAME_WITHIN, TIE, against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text,
+from ..analysis import (SAME_WITHIN, TIE, against_spread, ratio_per_seed, best_at_equal_time, closest_to_real_text, distance_to_real_text,
                         few_step_comparison, noise_injection)
 from ..evaluate import TIMING_SPREAD_LIMIT
 from ..models import MODELS
@@ -271,12 +271,14 @@ def _first_of_kind(metrics: dict[str, dict], kind: str) -> str | None:
 
 def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str, reference: dict,
                   sweeps: pd.DataFrame, timings: dict[str, float], group: dict | None = None,
-                  spread: dict | None = None, groups: dict | None = None, seeds: list | None = None,
+                  spread: dict | None = None, groups: dict | None = None, by_seed: dict | None = None,
                   base_lr: dict | None = None, length_lines: list[str] | None = None) -> str:
     """report.md. group: the collected variants group (see group_runs), or None; spread: the seed spread per
-    model (analysis.seed_spread); groups: every collected group by name; seeds: the seed labels behind spread."""
+    model (analysis.seed_spread); groups: every collected group by name; by_seed: the runs behind spread (seed
+    label -> model -> metrics)."""
     group = group or {"model": None, "runs": {}, "excluded": {}, "command": "", "not_run": []}
-    groups, seeds = groups or {}, seeds or []
+    groups, by_seed = groups or {}, by_seed or {}
+    seeds = list(by_seed)
     variants, variants_model = group["runs"], group["model"]
     best = closest_to_real_text(variants, reference)
     exact, bound = _first_of_kind(metrics, "exact"), _first_of_kind(metrics, "bound")
@@ -320,12 +322,11 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
                      + f"sampled at temperature {m['gen_temperature']} with {m['gen_steps']} network calls.")
     if exact and bound:
         e, b = metrics[exact], metrics[bound]
-        if spread and exact in spread and bound in spread and spread[exact]["perplexity"]["seeds"] > 1:
-            low = spread[bound]["perplexity"]["min"] / spread[exact]["perplexity"]["max"]
-            high = spread[bound]["perplexity"]["max"] / spread[exact]["perplexity"]["min"]
-            gap_note = (f" Over the {spread[exact]['perplexity']['seeds']} seeds the ratio lies between ≤ {low:.2f} "
-                        f"and ≤ {high:.2f}" + ("; the two ranges overlap, so the order could change with a seed."
-                                               if low <= 1 else ", so the order holds for every seed."))
+        ratios = list(ratio_per_seed(by_seed, bound, exact).values())
+        if len(ratios) > 1:
+            low, high = min(ratios), max(ratios)
+            gap_note = (f" Each of the {len(ratios)} seeds' own ratio lies between ≤ {low:.2f} and ≤ {high:.2f}"
+                        + ("; the order could change with a seed." if low <= 1 else ", so the order holds for every seed."))
         else:
             gap_note = ""
         lines += ["", f"{display_name(bound)}'s NELBO bound against {display_name(exact)}'s exact perplexity: "
