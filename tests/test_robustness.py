@@ -308,3 +308,36 @@ def test_a_null_judge_perplexity_in_the_reference_is_refused(tmp_path):
     path.write_text(json.dumps({"judge_perplexity": None}))
     with pytest.raises(DataError, match="judge_perplexity must be a number, got None"):
         reference_metrics(path)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda g: g["runs"]["seed1"]["models"]["ar"]["metrics"].update(perplexity=float("nan")),
+     "run seed1, ar: perplexity = nan is not a finite number"),
+    (lambda g: g["runs"]["seed1"]["models"]["ar"]["metrics"].update(accuracy=-0.5),
+     "run seed1, ar: accuracy = -0.5 is not a finite number in [0, 1]"),
+    (lambda g: g.pop("runs"), "must hold a collected group"),
+])
+def test_a_collected_group_with_bad_figures_is_refused_and_told_how_to_collect_it_again(tmp_path, damage, message):
+    # Issue 37, item 5: NaN or negative figures in eval/experiments/<group>.json passed with exit 0, and a truncated
+    # one was told to rerun `dvc repro -f <stage>`, though no stage writes it.
+    from textdiff.errors import DataError
+    from textdiff.report.inputs import collected_group
+    group = json.loads((REPO / "eval" / "experiments" / "seeds.json").read_text())
+    damage(group)
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps(group))
+    with pytest.raises(DataError) as error:
+        collected_group(path)
+    text = str(error.value)
+    assert message in text and "\n" not in text
+    assert text.endswith("collect it again: python stages/experiments.py seeds --collect-only")
+
+
+def test_a_truncated_group_file_is_told_to_be_collected_again_not_rerun_by_dvc(tmp_path):
+    from textdiff.errors import DataError
+    from textdiff.report.inputs import collected_group
+    path = tmp_path / "samplers.json"
+    path.write_text((REPO / "eval" / "experiments" / "samplers.json").read_text()[:500])
+    with pytest.raises(DataError, match=r"not valid JSON .*; collect it again: python stages/experiments.py "
+                                        r"samplers --collect-only$"):
+        collected_group(path)

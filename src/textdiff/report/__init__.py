@@ -21,7 +21,7 @@ from ..analysis import closest_to_real_text, headline_metrics, seed_spread  # no
 from ..errors import DataError  # noqa: E402
 from ..experiments import read_groups  # noqa: E402
 from ..io import read_json, write_json, write_text  # noqa: E402
-from .inputs import model_metrics, numeric_csv, reference_metrics  # noqa: E402
+from .inputs import collected_group, model_metrics, numeric_csv, reference_metrics  # noqa: E402
 from .groups import (LENGTH_GROUP, SEEDS_GROUP, VARIANTS_GROUP, group_runs, groups_table, length_runs,  # noqa: E402
                      plot_length_samples, seed_runs, spreads_by_label, training_length_section)
 from .study import (labelled_rows, plot_learning_curves, plot_quality, plot_training_loss,  # noqa: E402
@@ -72,7 +72,7 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     defined = read_groups(params_path)
     # Every collected group: those params.yaml defines, in its order, then any it no longer defines.
     names = [*defined, *sorted(p.stem for p in Path(experiments_dir).glob("*.json") if p.stem not in defined)]
-    collected = {name: read_json(path) for name in names if (path := Path(experiments_dir) / f"{name}.json").exists()}
+    collected = {name: collected_group(path) for name in names if (path := Path(experiments_dir) / f"{name}.json").exists()}
     groups = {name: group_runs(c, raw_params, defined) for name, c in collected.items()}
     write_text(out_dir / "experiments.md", groups_table(collected, groups))
     group = groups.get(VARIANTS_GROUP)

@@ -90,3 +90,22 @@ def numeric_csv(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}: row {row + 1} of column {column} is {shown}, not a finite "
                             "number; rerun the stage that writes it (dvc repro)")
     return table
+
+
+def collected_group(path: Path) -> dict:
+    """eval/experiments/<group>.json, checked like every other input: JSON that holds a group's runs, each model's
+    metrics with finite numbers in range. No stage writes it, so a bad one is told to be collected again."""
+    again = f"collect it again: python stages/experiments.py {path.stem} --collect-only"
+    try:
+        data = read_json(path)
+    except DataError as error:
+        raise DataError(str(error).split("; ")[0] + f"; {again}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), dict) or not isinstance(data.get("models"), list):
+        raise DataError(f"{path}: must hold a collected group (its runs and models); {again}")
+    for run, collected in data["runs"].items():
+        for model, figures in (collected.get("models") or {}).items():
+            try:
+                check_fields(f"{path}: run {run}, {model}", figures.get("metrics"), METRIC_FIELDS, OPTIONAL_FIELDS)
+            except DataError as error:
+                raise DataError(str(error).split("; rerun")[0] + f"; {again}") from None
+    return data
