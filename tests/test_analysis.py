@@ -5,8 +5,9 @@ import pandas as pd
 
 from textdiff.analysis import (against_spread, at_least_as_good, best_at_equal_time, closest_to_real_text, context_use,
                                distance_to_real_text, few_step_comparison, noise_injection,
-                               gap_narrows, interpolate_tokens, learning_rate_sensitivity, overfitting, run_binding,
+                               gap_narrows, interpolate_tokens, learning_rate_sensitivity, overfitting,
                                seed_conclusions, seed_spread, token_multiplier)
+from textdiff.experiments import run_binding
 
 REFERENCE = {"judge_perplexity": 14.0, "entropy": 3.6, "distinct_1": 0.15, "repeat_4gram_rate": 0.01}
 

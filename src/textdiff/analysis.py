@@ -39,42 +39,6 @@ def headline_metrics(metrics: dict[str, dict], reference: dict) -> dict[str, dic
             for name, m in metrics.items()}
 
 
-def run_binding(run: dict, entry: dict | None, study: dict) -> list[str]:
-    """Why a collected experiment run (experiments.collect) is not evidence for the current study; [] if it is.
-
-    entry: the run's overrides as its group in params.yaml now states them (with the group's `set`), None if
-    the group no longer has it. study: the current study's "params" (experiments.study_params) and the md5 of
-    every file a run may rest on ("md5": path -> md5 or None). A run matches when it ran exactly the current
-    params with its entry applied, and its code, packed data and judge are the current ones, byte for byte.
-    """
-    if "params" not in run:
-        return ["it was collected before runs recorded what they ran with"]
-    reasons = []
-    ran = {**run["overrides"], **run["set"]}
-    if entry is None:
-        reasons.append("params.yaml no longer lists it")
-    elif entry != ran:
-        reasons.append(f"params.yaml now sets {_settings(entry)} for it, but it ran {_settings(ran)}")
-    expected = {**study["params"], **ran}
-    differing = sorted(key for key in expected.keys() | run["params"].keys()
-                       if expected.get(key) != run["params"].get(key))
-    if differing:
-        reasons.append("it ran with other params: " + ", ".join(
-            f"{key} = {run['params'].get(key)!r} (now {study['params'].get(key)!r})" for key in differing[:4])
-            + (f" and {len(differing) - 4} more" if len(differing) > 4 else ""))
-    code = sorted(path for path, md5 in run["code"].items() if study["md5"].get(path) != md5)
-    if code:
-        reasons.append(f"it ran other code ({', '.join(code[:3])}{' …' if len(code) > 3 else ''})")
-    for kind, what in (("data", "it trained on other packed data"), ("judge", "its samples were scored by another judge")):
-        if not run[kind] or any(study["md5"].get(path) != md5 for path, md5 in run[kind].items()):
-            reasons.append(what)
-    return reasons
-
-
-def _settings(overrides: dict) -> str:
-    return ", ".join(f"{key}={value}" for key, value in overrides.items()) or "nothing"
-
-
 def degenerate(m: dict, reference: dict) -> bool:
     """Whether a sample set is repetitive: its unigram entropy below ENTROPY_FLOOR of real text's."""
     return m["sample_entropy"] < ENTROPY_FLOOR * reference["entropy"]

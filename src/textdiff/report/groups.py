@@ -10,8 +10,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ..analysis import (RISE_IN_STANDARD_ERRORS, against_spread, context_use, gap_narrows,
-                        learning_rate_sensitivity, overfitting, run_binding, token_multiplier)
-from ..experiments import collected_sessions, entry, study_params
+                        learning_rate_sensitivity, overfitting, token_multiplier)
+from ..experiments import collected_sessions, entry, run_binding, study_params
 from ..io import atomic_path
 from .format import KIND_SHORT, counted, display_name, excluded_lines, margin_words, with_error
 
@@ -42,7 +42,7 @@ def file_md5(path: Path) -> str | None:
 
 def group_runs(collected: dict, raw_params: dict, defined: dict, root: Path = Path(".")) -> dict:
     """A collected experiment group (experiments.collect) as the report uses it: per run that matches the current
-    study (analysis.run_binding) its overrides and every model's metrics, samples and learning curve ("models"),
+    study (experiments.run_binding) its overrides and every model's metrics, samples and learning curve ("models"),
     and for a group of one model that model's metrics and samples; the other runs under "excluded", each with its
     reasons. raw_params: params.yaml as read; defined: its experiment groups (experiments.read_groups)."""
     model = collected["models"][0] if len(collected["models"]) == 1 else None

@@ -1,0 +1,106 @@
+"""Running many runs through DVC's own queue (`dvc queue start --jobs N`), and what Ctrl-C there means."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+
+from ..errors import ParamError
+from .groups import Group, experiment_name, queue_command, source_name
+from .runner import experiment_env, newest_experiment, run_dvc, seeded_workspace, set_aside, settle, source_experiment
+
+
+def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s: float = 10.0) -> list[tuple[Group, str]]:
+    """Runs the (group, run) pairs through DVC's own queue, in their order, `jobs` at a time (`dvc queue start
+    --jobs`), each on cores // jobs torch threads; returns the pairs that failed. Runs of several groups share one
+    queue, so no core waits for a group's last run while another group's runs wait. As with run_experiment, an
+    earlier experiment is removed only where its rerun succeeded, and Ctrl-C stops the queue's workers."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    names = {experiment_name(group, run): (group, run) for group, run in selection}
+    for group, run in selection:  # a queued run is set up when queued, before any run of its queue has run
+        if source_name(group, run) in names:
+            raise ParamError(f"{group.name} / {run} starts from {group.start_from[run]}, which is in the same queue: "
+                             "queue it after its source has run")
+    sources = {name: source_experiment(group, run, cwd) for name, (group, run) in names.items()}
+    aside = set_aside(list(names), cwd)
+    before = {name: newest_experiment(name, cwd) for name in names}
+    try:
+        for group, run in selection:
+            with seeded_workspace(sources[experiment_name(group, run)], group.stages, cwd) as taken:
+                queued = subprocess.run(queue_command(group, run), cwd=cwd, env=experiment_env(threads),
+                                        capture_output=True, text=True)
+            if taken:
+                stale = sorted({path for paths in taken.values() for path in paths})
+                print(f"{group.name} / {run} starts from {group.start_from[run]}: {', '.join(taken)}"
+                      + (f"; its code has changed since ({', '.join(stale)}), so DVC reruns what rests on it"
+                         if stale else ""), flush=True)
+            if queued.returncode:
+                raise ParamError(f"dvc could not queue {group.name} / {run}: {queued.stderr.strip().splitlines()[-1]}")
+        def start_workers(count: int):
+            """Starts `count` more workers. (`dvc queue start --jobs n` skips only the workers that answer celery's
+            broadcast, and a worker busy with a run cannot: it runs it in its only process. So with every worker
+            busy it starts n new ones, and asking it for `jobs` again once ran three runs on two cores.)"""
+            returncode, errors = run_detaching(["dvc", "queue", "start", "--jobs", str(count)], cwd,
+                                               experiment_env(threads))
+            if returncode:
+                raise ParamError(f"dvc queue start failed: {errors}")
+        start_workers(jobs)
+        print(f"queued {len(selection)} runs; {jobs} at a time on {threads} torch thread(s) each", flush=True)
+        wait_for_queue(jobs, lambda: queue_states(cwd), start_workers, poll_s)
+    except KeyboardInterrupt:
+        run_dvc("queue", "kill", *names, cwd=cwd)
+        run_dvc("queue", "remove", "--queued", cwd=cwd)
+        raise
+    finally:
+        run_dvc("queue", "stop", cwd=cwd)
+        # Whatever stopped the wait, a run that made its experiment keeps it (and its earlier one goes).
+        succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
+        settle(aside, succeeded, cwd)
+    return [pair for name, pair in names.items() if name not in succeeded]
+
+
+def run_detaching(command: list[str], cwd, env) -> tuple[int, str]:
+    """(exit status, stderr) of a command that leaves detached children behind, as `dvc queue start` leaves its
+    workers. They inherit its stdout and stderr, so these go to a file, not a pipe: reading a pipe to its end
+    waits for the last child to close it (here, for the queue to empty: the runner once sat that way for most of an
+    hour, unable to restart a worker that had left)."""
+    with tempfile.TemporaryFile() as errors:
+        returncode = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors).returncode
+        errors.seek(0)
+        return returncode, errors.read().decode(errors="replace").strip()
+
+
+RESTART_AFTER_S = 120.0  # a worker short for this long, with runs still queued, is started again
+
+
+def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.monotonic, sleep=time.sleep) -> None:
+    """Waits until the queue has no run queued or running. DVC's workers can stop with runs still queued
+    (treeverse/dvc#10562: one finished its run and left while the other's ran on for an hour), so where fewer
+    than `jobs` run while some wait, for RESTART_AFTER_S (a started worker takes a while to show its run as
+    running), the missing workers are started again."""
+    short_since = None
+    while True:
+        current = states().values()
+        running, queued = sum(s == "Running" for s in current), sum(s == "Queued" for s in current)
+        if not running and not queued:
+            return
+        if queued and running < jobs:
+            short_since = clock() if short_since is None else short_since
+            if clock() - short_since >= RESTART_AFTER_S:
+                start_workers(min(jobs - running, queued))  # the missing workers only
+                short_since = None
+        else:
+            short_since = None
+        sleep(poll_s)
+
+
+def queue_states(cwd=".") -> dict[str, str]:
+    """`dvc queue status` as experiment name -> state (Queued, Running, Success, Failed)."""
+    states = {}
+    for line in run_dvc("queue", "status", cwd=cwd).stdout.splitlines():
+        words = line.split()
+        for state in ("Queued", "Running", "Success", "Failed"):
+            if state in words:
+                states[words[1] if len(words) > 2 else words[0]] = state
+    return states
