@@ -11,7 +11,10 @@ experiment into eval/experiments/<group>.json for the report. `dvc repro` then u
                                                           # runs of several groups in one queue, in this order
 
 A run that fails is reported and the others still run; the command then exits 1. A rerun replaces a run's
-earlier experiment only once it succeeds; Ctrl-C stops with one line and leaves the earlier one.
+earlier experiment only once it succeeds. Ctrl-C stops with one line that says what it left: run by run, the
+run stops and keeps its earlier experiment; in the queue (--jobs), the runs still waiting are removed and those
+running go on to their end in DVC's workers, to be collected with --collect-only once `dvc queue status` shows
+them done. Nothing is collected after Ctrl-C.
 """
 import argparse
 import os
@@ -21,7 +24,7 @@ import time
 import torch
 
 from textdiff.cli import UsageError, run_stage
-from textdiff.experiments import collect, read_groups, run_experiment, run_in_queue
+from textdiff.experiments import QueueInterrupted, collect, read_groups, run_experiment, run_in_queue
 
 
 def selected_runs(names: list[str], groups: dict) -> dict[str, list[str]]:
@@ -39,6 +42,21 @@ def selected_runs(names: list[str], groups: dict) -> dict[str, list[str]]:
                 raise UsageError(f"unknown run {name} of {group.name}; it has {', '.join(group.runs)}")
             selection[group.name].append(name)
     return {name: runs or list(groups[name].runs) for name, runs in selection.items()}
+
+
+def interrupted_line(selection: dict[str, list[str]], error: KeyboardInterrupt) -> str:
+    """The one line Ctrl-C leaves: what stopped, what goes on, and how to collect it."""
+    if not isinstance(error, QueueInterrupted):
+        return ("interrupted: the run stopped and keeps its earlier experiment; nothing was collected "
+                "(the finished runs of this call: `python stages/experiments.py <group> --collect-only`)")
+    line = "interrupted: nothing was collected"
+    if error.removed:
+        line += f"; {len(error.removed)} queued run(s) taken out of the queue ({', '.join(error.removed)})"
+    if error.going_on:
+        line += (f"; {len(error.going_on)} run(s) go on in DVC's workers to their end ({', '.join(error.going_on)}): "
+                 f"once `dvc queue status` shows them done, python stages/experiments.py {' '.join(selection)} "
+                 "--collect-only")
+    return line
 
 
 def main():
@@ -60,15 +78,15 @@ def main():
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     failed, wall_s, shared = [], {}, []  # wall_s: group -> its session's wall time; shared: groups of one queue
-    if not args.collect_only:
-        tic = time.perf_counter()
-        if args.jobs:
+    try:
+        if not args.collect_only and args.jobs:
+            tic = time.perf_counter()
             pairs = [(groups[name], run) for name, runs in selection.items() for run in runs]
             for group, run in run_in_queue(pairs, args.jobs):
                 print(f"error: {group.name} / {run} failed (`dvc queue logs {group.name}-{run}` shows why)", flush=True)
                 failed.append(f"{group.name} / {run}")
             wall_s, shared = dict.fromkeys(selection, round(time.perf_counter() - tic, 1)), list(selection)
-        else:
+        elif not args.collect_only:
             for name, runs in selection.items():
                 tic = time.perf_counter()
                 for run in runs:
@@ -78,12 +96,16 @@ def main():
                               flush=True)
                         failed.append(f"{name} / {run}")
                 wall_s[name] = round(time.perf_counter() - tic, 1)
+    except KeyboardInterrupt as error:  # one line of our own: run_stage's would say "its outputs are unchanged"
+        print(interrupted_line(selection, error), file=sys.stderr)
+        sys.exit(130)
     cores = os.cpu_count() or 1
+    jobs = min(args.jobs, sum(map(len, selection.values()))) if args.jobs else None  # as run_in_queue caps it
     for name, runs in selection.items():
         made = [run for run in runs if f"{name} / {run}" not in failed]  # a failed run's earlier experiment stays
         session = None if args.collect_only else {
-            "runs": made, "jobs": args.jobs or 1, "cores": cores,
-            "threads_per_job": max(1, cores // args.jobs) if args.jobs else torch.get_num_threads(),
+            "runs": made, "jobs": jobs or 1, "cores": cores,
+            "threads_per_job": max(1, cores // jobs) if jobs else torch.get_num_threads(),
             "wall_s": wall_s[name], "queued_with": [other for other in shared if other != name]}
         collected = collect(groups[name], session=session)
         print(f"collected {len(collected['runs'])} of {len(groups[name].runs)} runs into eval/experiments/{name}.json")

@@ -260,3 +260,106 @@ def test_starting_workers_does_not_wait_for_the_workers_it_leaves_behind():
     returncode, errors = run_detaching(["bash", "-c", "sleep 60 & echo started; echo warned >&2"], ".", None)
     assert (returncode, errors) == (0, "warned") and time.monotonic() - tic < 30
     assert run_detaching(["bash", "-c", "echo failed >&2; exit 3"], ".", None) == (3, "failed")
+
+
+class FakeQueue:
+    """DVC's queue as run_in_queue sees it: experiment refs, queue states, and the dvc commands it was given."""
+
+    def __init__(self, monkeypatch, states_after_start: dict[str, str], interrupt: bool = True):
+        import textdiff.experiments.queue as queue
+        import textdiff.experiments.runner as runner
+        self.refs = {"g-a": "old-a", "g-b": "old-b", "g-c": "old-c"}  # each run's collected experiment
+        self.states, self.commands = {}, []
+
+        def run_dvc(*args, cwd="."):
+            self.commands.append(args)
+            if args[:2] == ("exp", "rename"):
+                self.refs[args[3]] = self.refs.pop(args[2])
+            elif args[:2] == ("exp", "remove"):
+                self.refs.pop(args[2], None)
+            return subprocess.CompletedProcess(args, 0, "", "")
+
+        def wait(*_args):
+            self.states = dict(states_after_start)
+            if interrupt:
+                raise KeyboardInterrupt
+        for module in (queue, runner):
+            monkeypatch.setattr(module, "run_dvc", run_dvc)
+            monkeypatch.setattr(module, "newest_experiment", lambda name, cwd=".": self.refs.get(name))
+        monkeypatch.setattr(queue, "queue_states", lambda cwd=".": dict(self.states))
+        monkeypatch.setattr(queue, "source_experiment", lambda group, run, cwd=".": None)
+        monkeypatch.setattr(queue.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
+        monkeypatch.setattr(queue, "run_detaching", lambda *a: (0, ""))
+        monkeypatch.setattr(queue, "wait_for_queue", wait)
+
+
+def queue_group(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"k": 8, "experiments": {"g": {"stages": ["report"],
+                                                                  "runs": {"a": {"k": 1}, "b": {"k": 2}, "c": {"k": 4}}}}}))
+    return read_groups(path)["g"]
+
+
+def test_ctrl_c_in_the_queue_removes_the_waiting_runs_and_keeps_every_earlier_experiment(monkeypatch, tmp_path):
+    # Issue 37, item 2: SIGINT in queue mode said the outputs were unchanged while the running runs went on to
+    # Success in DVC's workers, and the settling that followed left the collected experiment of a rerun that went on
+    # without a ref. The old runner killed (`dvc queue kill`) and settled every run; now the running ones go on,
+    # keep their earlier experiment aside, and are named.
+    from textdiff.experiments import QueueInterrupted, run_in_queue
+    group = queue_group(tmp_path)
+    fake = FakeQueue(monkeypatch, {"g-a": "Success", "g-b": "Running", "g-c": "Queued"})
+    with pytest.raises(QueueInterrupted) as stopped:
+        run_in_queue([(group, "a"), (group, "b"), (group, "c")], jobs=2, cwd=tmp_path)
+    assert (stopped.value.going_on, stopped.value.removed) == (["g-b"], ["g-c"])
+    assert ("queue", "remove", "g-c") in fake.commands and not any(c[:2] == ("queue", "kill") for c in fake.commands)
+    # b goes on: its collected experiment stays held, aside; c never ran: its own comes back; a made none here.
+    assert fake.refs["g-b-previous"] == "old-b" and fake.refs["g-c"] == "old-c" and fake.refs["g-a"] == "old-a"
+
+
+def test_a_run_already_in_the_queue_is_not_queued_again(monkeypatch, tmp_path):
+    from textdiff.experiments import run_in_queue
+    group = queue_group(tmp_path)
+    fake = FakeQueue(monkeypatch, {}, interrupt=False)
+    fake.states = {"g-b": "Running"}
+    with pytest.raises(ParamError, match=r"g-b already queued or running \(dvc queue status\)"):
+        run_in_queue([(group, "a"), (group, "b")], jobs=2, cwd=tmp_path)
+    assert fake.commands == []  # nothing set aside, nothing queued
+
+
+def test_more_jobs_than_runs_start_one_worker_a_run(monkeypatch, tmp_path):
+    import textdiff.experiments.queue as queue
+    from textdiff.experiments import run_in_queue
+    group = queue_group(tmp_path)
+    FakeQueue(monkeypatch, {}, interrupt=False)
+    started = []
+    monkeypatch.setattr(queue, "run_detaching", lambda command, cwd, env: started.append(command) or (0, ""))
+    run_in_queue([(group, "a")], jobs=4, cwd=tmp_path)
+    assert started == [["dvc", "queue", "start", "--jobs", "1"]]
+
+
+def test_a_rerun_that_went_on_after_ctrl_c_is_settled_by_the_next_call():
+    """set_aside: a <name>-previous left by an interrupted queue is removed where the run went on to make its
+    experiment, and is the run's experiment again where it did not."""
+    import textdiff.experiments.runner as runner
+    refs = {"g-a": "new-a", "g-a-previous": "old-a", "g-b-previous": "old-b"}
+
+    def run_dvc(*args, cwd="."):
+        if args[:2] == ("exp", "rename"):
+            refs[args[3]] = refs.pop(args[2])
+        elif args[:2] == ("exp", "remove"):
+            refs.pop(args[2], None)
+        return subprocess.CompletedProcess(args, 0, "", "")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "run_dvc", run_dvc)
+        patch.setattr(runner, "newest_experiment", lambda name, cwd=".": refs.get(name))
+        assert runner.set_aside(["g-a", "g-b"]) == ["g-a", "g-b"]
+    assert refs == {"g-a-previous": "new-a", "g-b-previous": "old-b"}
+
+
+def test_the_interrupted_line_says_what_goes_on_and_how_to_collect_it():
+    from textdiff.experiments import QueueInterrupted
+    line = experiments_cli()["interrupted_line"]({"g": ["a", "b", "c"]}, QueueInterrupted(["g-b"], ["g-c"]))
+    assert line == ("interrupted: nothing was collected; 1 queued run(s) taken out of the queue (g-c); 1 run(s) go on "
+                    "in DVC's workers to their end (g-b): once `dvc queue status` shows them done, python "
+                    "stages/experiments.py g --collect-only")
+    assert "keeps its earlier experiment" in experiments_cli()["interrupted_line"]({"g": ["a"]}, KeyboardInterrupt())

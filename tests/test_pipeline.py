@@ -267,6 +267,8 @@ def interrupt_a_rerun(work, env, name, earlier):
     stderr = b"".join(chunks).decode()
     assert process.returncode != 0 and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith("interrupted: "), stderr
+    said = [line for line in stderr.splitlines() if line.startswith("interrupted: ")]
+    assert len(said) == len(set(said)), stderr  # the stage's line and the runner's own, never one line twice
     assert newest_experiment(name, work) == earlier and newest_experiment(name + "-previous", work) is None
     assert not (standalone.is_dir() and any(standalone.iterdir()))
 
@@ -277,7 +279,9 @@ def test_a_yaml_syntax_error_is_one_line_for_the_experiments_runner(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")}, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("error: params.yaml: not valid YAML (")
+    # Issue 37, item 7: the line is named (the error once said only "while parsing a flow sequence")
+    assert result.stderr.startswith("error: params.yaml: not valid YAML at line 3, column 1 (expected the node content"), \
+        result.stderr
 
 
 def test_an_unknown_key_or_a_bad_scale_stops_dvc_before_any_stage_removes_its_outputs(study):

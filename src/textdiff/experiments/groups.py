@@ -41,7 +41,10 @@ def read_yaml(path) -> dict:
     except FileNotFoundError:
         raise ParamError(f"{path}: file not found (run from the repository root)") from None
     except yaml.YAMLError as error:
-        raise ParamError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamError(f"{path}: not valid YAML{where} ({problem})") from None
 
 
 def read_groups(params_path="params.yaml") -> dict[str, Group]:

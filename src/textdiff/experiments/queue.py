@@ -11,13 +11,33 @@ from .groups import Group, experiment_name, queue_command, source_name
 from .runner import experiment_env, newest_experiment, run_dvc, seeded_workspace, set_aside, settle, source_experiment
 
 
+class QueueInterrupted(KeyboardInterrupt):
+    """Ctrl-C while the queue ran: the runs still running go on in DVC's detached workers (`going_on`), which
+    finish them and then stop; the runs still waiting were taken out of the queue (`removed`)."""
+
+    def __init__(self, going_on: list[str], removed: list[str]):
+        super().__init__()
+        self.going_on, self.removed = going_on, removed
+
+
 def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s: float = 10.0) -> list[tuple[Group, str]]:
     """Runs the (group, run) pairs through DVC's own queue, in their order, `jobs` at a time (`dvc queue start
-    --jobs`), each on cores // jobs torch threads; returns the pairs that failed. Runs of several groups share one
-    queue, so no core waits for a group's last run while another group's runs wait. As with run_experiment, an
-    earlier experiment is removed only where its rerun succeeded, and Ctrl-C stops the queue's workers."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    --jobs`; never more than there are runs), each on cores // jobs torch threads; returns the pairs that failed.
+    Runs of several groups share one queue, so no core waits for a group's last run while another group's runs
+    wait. As with run_experiment, an earlier experiment is removed only where its rerun succeeded.
+
+    Ctrl-C raises QueueInterrupted: the runs waiting in the queue are removed; those running go on to their end in
+    DVC's workers (a worker runs its run in a process of its own, which the runner does not own), and each keeps
+    its earlier experiment under <name>-previous, so whatever collect names stays held by a ref and whatever
+    finishes can be collected (`--collect-only`)."""
     names = {experiment_name(group, run): (group, run) for group, run in selection}
+    jobs = min(jobs, len(names))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    busy = {name: state for name, state in queue_states(cwd).items()
+            if name in names and state in ("Queued", "Running")}
+    if busy:  # queued twice, its earlier experiment would be set aside twice and the first rerun's lost
+        raise ParamError(f"{', '.join(sorted(busy))} already queued or running (dvc queue status): wait for it to end, "
+                         "or take it out with `dvc queue kill` / `dvc queue remove`")
     for group, run in selection:  # a queued run is set up when queued, before any run of its queue has run
         if source_name(group, run) in names:
             raise ParamError(f"{group.name} / {run} starts from {group.start_from[run]}, which is in the same queue: "
@@ -25,6 +45,7 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
     sources = {name: source_experiment(group, run, cwd) for name, (group, run) in names.items()}
     aside = set_aside(list(names), cwd)
     before = {name: newest_experiment(name, cwd) for name in names}
+    going_on: list[str] = []
     try:
         for group, run in selection:
             with seeded_workspace(sources[experiment_name(group, run)], group.stages, cwd) as taken:
@@ -49,14 +70,18 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
         print(f"queued {len(selection)} runs; {jobs} at a time on {threads} torch thread(s) each", flush=True)
         wait_for_queue(jobs, lambda: queue_states(cwd), start_workers, poll_s)
     except KeyboardInterrupt:
-        run_dvc("queue", "kill", *names, cwd=cwd)
-        run_dvc("queue", "remove", "--queued", cwd=cwd)
-        raise
+        states = queue_states(cwd)
+        waiting = [name for name in names if states.get(name) == "Queued"]
+        going_on = [name for name in names if states.get(name) == "Running"]
+        if waiting:
+            run_dvc("queue", "remove", *waiting, cwd=cwd)
+        raise QueueInterrupted(going_on, waiting) from None
     finally:
-        run_dvc("queue", "stop", cwd=cwd)
-        # Whatever stopped the wait, a run that made its experiment keeps it (and its earlier one goes).
+        run_dvc("queue", "stop", cwd=cwd)  # each worker stops once its current run has ended
+        # Whatever stopped the wait, a run that made its experiment keeps it (and its earlier one goes). A run
+        # still going on keeps its earlier one aside until its end is known (set_aside settles it next time).
         succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
-        settle(aside, succeeded, cwd)
+        settle([name for name in aside if name not in going_on], succeeded, cwd)
     return [pair for name, pair in names.items() if name not in succeeded]
 
 

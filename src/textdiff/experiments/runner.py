@@ -129,8 +129,11 @@ def set_aside(names: list[str], cwd=".") -> list[str]:
     it is removed only once its rerun succeeds (settle). Returns the names set aside."""
     aside = []
     for name in names:
-        if newest_experiment(name + PREVIOUS, cwd):  # left by an interrupted rerun: the older one goes
-            run_dvc("exp", "remove", name + PREVIOUS, cwd=cwd)
+        if newest_experiment(name + PREVIOUS, cwd):  # left by a rerun interrupted in the queue, which went on:
+            if newest_experiment(name, cwd):  # it finished, so the older one goes
+                run_dvc("exp", "remove", name + PREVIOUS, cwd=cwd)
+            else:  # it never made its experiment: the older one is still the run's
+                run_dvc("exp", "rename", name + PREVIOUS, name, cwd=cwd)
         if newest_experiment(name, cwd) and run_dvc("exp", "rename", name, name + PREVIOUS, cwd=cwd).returncode == 0:
             aside.append(name)
     return aside
