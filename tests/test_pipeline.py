@@ -297,6 +297,8 @@ def test_an_unknown_key_or_a_bad_scale_stops_dvc_before_any_stage_removes_its_ou
                          result.stdout + result.stderr)
         assert stages_run(result.stdout) == {"check_params"}
         assert sorted(p.name for p in (work / "data" / "prepared").iterdir()) == prepared
+        # "nothing was run or removed" holds for check_params' own output too (issue 37, item 7: it is `persist`)
+        assert (work / "data" / "params_checked.txt").is_file()
     (work / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
     run(["dvc", "repro"], work, env)
 
