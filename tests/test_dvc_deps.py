@@ -112,7 +112,7 @@ def test_the_closure_follows_imports_and_the_registry():
 
 def test_readme_states_the_one_deliberate_exclusion_and_why_it_is_safe():
     # Issue 23 row 15: the exclusion deliberately_unlisted names must be in README's robustness table too.
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "robustness.md").read_text()
     assert ("a per-model stage (`train@ar`, `evaluate@mdlm`, …) imports the other models' files through the "
             "registry") in readme
     assert "so a change to another model's file cannot change its result" in readme

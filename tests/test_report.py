@@ -13,9 +13,11 @@ from tests.test_analysis import REFERENCE, sdd_metrics, variant
 
 @pytest.mark.parametrize("name", README_BLOCKS)
 def test_readme_tables_are_the_committed_reports(name):
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    pages = [p.read_text(encoding="utf-8") for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]]
+    holding = [page for page in pages if f"<!-- {name}:start -->" in page]
+    assert len(holding) == 1, f"block {name} must be in exactly one of README.md and docs/*.md"
     table = (REPO / README_BLOCKS[name]).read_text(encoding="utf-8")
-    assert readme_block(readme, name).strip() == table.strip() and table.count("\n") >= 4
+    assert readme_block(holding[0], name).strip() == table.strip() and table.count("\n") >= 4
 
 
 def test_readme_sync_replaces_only_the_named_block():
@@ -161,15 +163,15 @@ def test_the_spread_table_lists_every_figure_of_every_model_in_table_order():
 
 
 def test_every_metric_key_the_evaluation_writes_is_explained_in_readme():
-    # README's Metrics table is where a reader looks a key up; a new key without a row there fails here.
+    # docs/metrics.md is where a reader looks a key up; a new key without a row there fails here.
     import json
 
-    section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
+    section = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
     paths = [p for p in sorted((REPO / "eval").glob("*/metrics.json")) if p.parent.name != "reference"]
     assert len(paths) >= 3  # the committed evaluation of every model
     for metrics_path in paths:
         missing = [key for key in json.loads(metrics_path.read_text()) if f"`{key}`" not in section]
-        assert not missing, f"{metrics_path.relative_to(REPO)}: README's Metrics table lacks {missing}"
+        assert not missing, f"{metrics_path.relative_to(REPO)}: docs/metrics.md lacks {missing}"
 
 
 def test_labels_of_close_points_are_moved_apart_and_lone_points_keep_theirs():
@@ -191,7 +193,7 @@ def test_labels_of_close_points_are_moved_apart_and_lone_points_keep_theirs():
 def test_the_readme_experiment_example_shows_the_committed_main():
     # The pasted `dvc exp show` / `dvc metrics diff` example is not generated: its `main` figures must be the committed
     # reports/metrics.json's, or it shows another study's numbers as this one's.
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "experiments.md").read_text(encoding="utf-8")
     committed = json.loads((REPO / "reports" / "metrics.json").read_text())["sdd"]
     shown = next(line.split() for line in readme.splitlines() if line.strip().startswith("main ") and "sdd" not in line)
     assert [float(x) for x in shown[1:5]] == pytest.approx(
@@ -249,3 +251,43 @@ def test_the_groups_table_sums_the_sessions_behind_the_runs_shown():
     # A file from before `sessions` holds its last session as `session`.
     legacy = {"data_reuse": {**collected["data_reuse"], "sessions": None, "session": collected["data_reuse"]["sessions"][1]}}
     assert "1 run in 1 session, 2 at a time" in groups_table(legacy, {"data_reuse": {"runs": {"u16-e4": {}}}})
+
+
+def test_the_committed_report_opens_with_its_verdicts_and_the_summary_plot():
+    report = (REPO / "reports" / "report.md").read_text(encoding="utf-8")
+    head = report.split("\n## What ran\n", 1)[0]
+    assert "## Verdicts at a glance" in head and "(summary.png)" in head
+    table = (REPO / "reports" / "verdicts.md").read_text(encoding="utf-8")
+    assert table.replace("(reports/report.md#", "(#").strip() in head  # the rows README shows, linked from here
+    from textdiff.report.verdicts import QUESTIONS
+    assert table.count("\n| ") == len(QUESTIONS)  # every question the study answers has its row
+
+
+def test_verdict_rows_follow_the_question_order_and_link_their_sections():
+    from textdiff.report.verdicts import add, verdict_table
+    rows = []
+    add(rows, "reuse", "no", "closest: +0.031 nats")
+    add(rows, "default_gap", "≤ 10.54x", "MDLM ≤ 450.9")
+    add(None, "length", "narrows", "ignored: no table kept")
+    lines = verdict_table(rows, "reports/report.md").splitlines()
+    assert lines[2].startswith("| How far behind AR") and "[Results](reports/report.md#results)" in lines[2]
+    assert lines[3].startswith("| Does diffusion win when data repeats? | **no** | closest: +0.031 nats | "
+                               "[Does diffusion win when data repeats?](reports/report.md#does-diffusion-win-when-data"
+                               "-repeats) |")
+
+
+def test_one_quantity_of_one_run_is_never_shown_with_two_values():
+    # Issue 38, item 3: the variants table gave swap-uniform's context-only accuracy as 6.5% (a mean over t buckets)
+    # and the noise verdict as 6.8% (over all context-only positions) under one name. The bucket means are named apart.
+    from textdiff.report.variants import variants_table
+    from tests.test_analysis import REFERENCE, sdd_metrics
+    seed = {**sdd_metrics(judge_ppl=40.0, entropy=3.5, train_acc=0.5, context_acc=0.1), "sample_distinct_1": 0.2,
+            "sample_repeat_4gram_rate": 0.1, "train_wall_s": 10.0}
+    header = variants_table(seed, {}, REFERENCE)[0]
+    assert "acc. context-only (t-bucket mean)" in header and "acc. context-only |" not in header
+    report = (REPO / "reports" / "report.md").read_text(encoding="utf-8")
+    assert "| acc. context-only |" not in report
+
+
+def test_readme_is_short_enough_to_read_in_five_minutes():
+    assert len((REPO / "README.md").read_text(encoding="utf-8").splitlines()) <= 250

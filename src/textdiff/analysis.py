@@ -233,6 +233,22 @@ def learning_rate_sensitivity(by_factor: dict[float, dict[str, dict]], reference
             "holds": default_rank == best_rank}
 
 
+# --- the unigram plateau ---------------------------------------------------------------------------------
+#: How far below the unigram model's NLL a learning curve must fall to count as using context (nats per token).
+PLATEAU_MARGIN = 0.1
+
+
+def plateau_exit(curve: list[dict], unigram_nll: float) -> dict:
+    """When a likelihood model leaves the unigram plateau: the first learning-curve point (step, tokens) whose
+    validation figure (an exact NLL or a bound on it) is more than PLATEAU_MARGIN below the NLL of the unigram model
+    of the training tokens, which uses no context. A bound below that level means the model uses context, since the
+    true NLL is lower still. {"step": None, "last_step": ...} where the curve never gets there."""
+    for point in curve:
+        if point["valid_nll"] < unigram_nll - PLATEAU_MARGIN:
+            return {"step": int(point["step"]), "tokens": int(point["tokens"]), "last_step": int(curve[-1]["step"])}
+    return {"step": None, "tokens": None, "last_step": int(curve[-1]["step"]) if curve else 0}
+
+
 # --- training length ------------------------------------------------------------------------------------
 # A figure counts as having moved when it moves by more than this many standard errors: a validation NLL rising
 # while the training loss falls (overfitting), a context-only accuracy above the most-frequent-token guess or

@@ -22,11 +22,16 @@ from ..errors import DataError  # noqa: E402
 from ..experiments import read_groups  # noqa: E402
 from ..io import read_json, write_json, write_text  # noqa: E402
 from .inputs import collected_group, model_metrics, numeric_csv, reference_metrics  # noqa: E402
-from .groups import (LENGTH_GROUP, SEEDS_GROUP, VARIANTS_GROUP, group_runs, groups_table, length_runs,  # noqa: E402
+from .groups import (LENGTH_GROUP, SEEDS_GROUP, VARIANTS_GROUP, group_runs, groups_table, is_reuse_group,  # noqa: E402
+                     length_runs,
                      plot_length_samples, seed_runs, spreads_by_label, training_length_section)
 from .study import (labelled_rows, plot_learning_curves, plot_quality, plot_training_loss,  # noqa: E402
                     render_report, results_table)
-from .reuse import reuse_section  # noqa: E402
+from .plateau import curves_by_seed, fair_start_section, reuse_seed_curves  # noqa: E402
+from .reuse import _u_label, reuse_section  # noqa: E402
+from .summary import plot_summary, regimes  # noqa: E402
+from ..reuse import reuse_points  # noqa: E402
+from .verdicts import verdict_table  # noqa: E402
 from .samplers import samplers_section  # noqa: E402
 from .variants import plot_variants  # noqa: E402
 
@@ -97,20 +102,34 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     write_text(out_dir / "results.md", table)
     write_json(out_dir / "metrics.json", headline_metrics(metrics, reference))
     write_json(out_dir / "seed_spread.json", spread)  # the yardstick of a rerun's reproduction verdict
+    verdicts: list[dict] = []  # each section adds the verdict it decides (report.verdicts)
+    kinds = {name: m["perplexity_kind"] for name, m in metrics.items()}
+    reuse_at, reuse_curves = reuse_seed_curves(groups)
+    plateau_lines = fair_start_section(
+        curves_by_seed(curves, metrics, groups.get(SEEDS_GROUP), raw_params["seed"]), reuse_curves,
+        pack_stats["unigram_valid_perplexity"],
+        f"{_u_label(reuse_at[0], pack_stats['train_rows'])} for {reuse_at[1]:g} epochs" if reuse_at else "",
+        kinds, verdicts)
+    length_lines = training_length_section(runs_by_length, by_seed, groups.get(LENGTH_GROUP), reference,
+                                           "training_length_nll.png", "training_length_samples.png", verdicts)
+    sampler_lines = samplers_section(groups, metrics, sweeps, reference, spread, "samplers.png", out_dir, verdicts)
     reuse_lines = reuse_section(groups, reference, pack_stats["train_rows"], "data_reuse.png", out_dir,
-                                {name: list(group.runs) for name, group in defined.items()})
-    sampler_lines = samplers_section(groups, metrics, sweeps, reference, spread, "samplers.png", out_dir)
+                                {name: list(group.runs) for name, group in defined.items()}, verdicts)
+    fresh = {name: [(m["train_tokens"], m["nll_per_token"], m["perplexity_kind"]) for _, _, m in model_runs]
+             for name, model_runs in runs_by_length.items()}
+    reuse_runs = {f"{name}/{run_name}": run for name, g in groups.items() if is_reuse_group(name)
+                  for run_name, run in g["runs"].items()}
+    plot_summary(regimes(fresh, reuse_points(reuse_runs)), pack_stats["train_rows"],
+                 pack_stats["train_rows"] * pack_stats["seq_len"], out_dir / "summary.png")
     write_text(out_dir / "report.md", render_report(metrics, samples, manifest, pack_stats, table,
                                                     "training_loss.png", reference, sweeps, timings, group,
                                                     spread, groups, by_seed, base_lr,
-                                                    training_length_section(runs_by_length, by_seed,
-                                                                            groups.get(LENGTH_GROUP), reference,
-                                                                            "training_length_nll.png",
-                                                                            "training_length_samples.png")
-                                                    + sampler_lines + reuse_lines))
+                                                    plateau_lines + length_lines + sampler_lines + reuse_lines,
+                                                    verdicts, "summary.png"))
+    write_text(out_dir / "verdicts.md", verdict_table(verdicts, "reports/report.md"))  # README's findings table
 
 
-README_BLOCKS = {"results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md",
+README_BLOCKS = {"verdicts": "reports/verdicts.md", "results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md",
                  "experiments": "reports/experiments.md"}
 
 

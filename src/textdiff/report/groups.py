@@ -14,6 +14,7 @@ from ..analysis import (RISE_IN_STANDARD_ERRORS, against_spread, context_use, ga
 from ..experiments import collected_sessions, entry, run_binding, study_params
 from ..io import atomic_path
 from .format import KIND_SHORT, counted, display_name, excluded_lines, margin_words, with_error
+from .verdicts import add
 
 
 #: The experiment groups the report reads (eval/experiments/<group>.json): SDD's variants ("Why SDD repeats"),
@@ -90,7 +91,8 @@ def learning_rate_runs(metrics: dict[str, dict], rates: dict | None) -> dict[flo
 
 
 def learning_rate_section(by_factor: dict[float, dict[str, dict]], reference: dict, base_lr: dict[str, float],
-                          excluded: dict, command: str, spread: dict | None = None) -> list[str]:
+                          excluded: dict, command: str, spread: dict | None = None,
+                          verdicts: list | None = None) -> list[str]:
     """analysis.learning_rate_sensitivity as a table and a sentence; each model's gain from its best learning rate
     is set against its seed spread of validation NLL."""
     lines = ["## Learning-rate sensitivity", ""]
@@ -113,6 +115,9 @@ def learning_rate_section(by_factor: dict[float, dict[str, dict]], reference: di
         lines.append(f"| {display_name(name)} | " + " | ".join(cells)
                      + f" | {best:g}x (lr {base_lr[name] * best:.2g}) |")
     order = " < ".join(display_name(n) for n in result["best_ranking"])
+    add(verdicts, "learning_rate", "holds" if result["holds"] else "changes",
+        f"ranking by distance to real text at the best rates {order}; at the default "
+        + " < ".join(display_name(n) for n in result["default_ranking"]))
     lines += ["", f"Ranking by distance to real text at each model's best learning rate: {order}; at the default: "
               f"{' < '.join(display_name(n) for n in result['default_ranking'])}. The ranking "
               f"**{'holds' if result['holds'] else 'changes'}** when every model gets its best learning rate."]
@@ -188,7 +193,8 @@ def plot_length_samples(runs: dict[str, list[tuple[str, list[dict], dict]]], ref
 
 
 def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]], by_seed: dict[str, dict],
-                            lengths: dict | None, reference: dict, nll_plot: str, samples_plot: str) -> list[str]:
+                            lengths: dict | None, reference: dict, nll_plot: str, samples_plot: str,
+                            verdicts: list | None = None) -> list[str]:
     """The seed's open question, answered from the training-length runs (analysis.token_multiplier, overfitting,
     gap_narrows)."""
     lines = ["## Does the gap narrow with longer training?", ""]
@@ -237,6 +243,11 @@ def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]],
                          "(Nie et al. 2024).")
             lines.append("")
         if verdict["verdict"]:
+            add(verdicts, "length", f"the gap {verdict['verdict']}",
+                f"{display_name(bound)} − {display_name(exact)} NLL: "
+                + " → ".join(f"{g:.3f}" for g in verdict["gaps"].values())
+                + f" nats from {verdict['shortest']:,} to {verdict['longest']:,} tokens (change {verdict['change']:+.3f}; "
+                + (f"seed spread {gap_spread:.3f})" if gap_spread is not None else "no seed spread)"))
             margin = (f"the spread of the gap over the training seeds at the default length, {verdict['margin']:.3f} "
                       "nats" if gap_spread is not None else "zero (no seed runs to measure the spread)")
             lines.append(

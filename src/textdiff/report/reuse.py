@@ -14,6 +14,7 @@ from ..reuse import (PUBLISHED_HALF_LIFE, best_epochs, crossover, diffusion_wins
                      reuse_points, seed_nll_spread, series)
 from .format import KIND_SHORT, counted, display_name, excluded_lines
 from .groups import is_reuse_group
+from .verdicts import add
 
 
 def _u_label(unique_rows: int | None, total_rows: int, width: int | None = None) -> str:
@@ -69,7 +70,7 @@ def plot_reuse(lines: dict[tuple, list], total_rows: int, path: Path) -> None:
 
 
 def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plot_name: str, out_dir: Path,
-                  listed: dict[str, list[str]] | None = None) -> list[str]:
+                  listed: dict[str, list[str]] | None = None, verdicts: list | None = None) -> list[str]:
     """The section (nothing where no data_reuse group is collected); writes its plot in every case. listed: the
     runs of each group params.yaml defines, so that a data-reuse group nobody has run yet counts as runs to come."""
     reuse_groups = {name: group for name, group in groups.items() if is_reuse_group(name)}
@@ -97,7 +98,7 @@ def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plo
                      + "; ".join(f"`{g['command']}`" for g in present) + ".")
     else:
         pending = sum(len(group["not_run"]) for group in present)
-        lines += _section_body(points, reference, total_rows, plot_name, out_dir, pending)
+        lines += _section_body(points, reference, total_rows, plot_name, out_dir, pending, verdicts)
     for group in present:
         if group["not_run"]:
             lines += ["", f"Not run yet ({group['command']} <name>): {', '.join(group['not_run'])}."]
@@ -105,7 +106,8 @@ def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plo
     return lines + [""]
 
 
-def _section_body(points, reference, total_rows, plot_name, out_dir, pending: int = 0) -> list[str]:
+def _section_body(points, reference, total_rows, plot_name, out_dir, pending: int = 0,
+                  verdicts: list | None = None) -> list[str]:
     lines = series(points)
     plot_reuse(lines, total_rows, out_dir / plot_name)
     body = [f"![validation NLL against epochs]({plot_name})", "",
@@ -171,6 +173,15 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
     verdict = diffusion_wins({u: c for (u, width), c in crossings.items() if width is None}, spread)
     # While runs are missing, an answer holds only for the epochs and U run so far: say so beside it.
     so_far = f" so far ({counted(pending, 'run')} of these groups not run yet)" if pending and verdict["per_unique_rows"] else ""
+    gaps = [(v["best"].nll - c["exact_best"].nll, u, model, v["best"], c["exact_best"])
+            for (u, width), c in decidable.items() if width is None for model, v in c["models"].items()]
+    if gaps:
+        gap, u, model, best, ar_best = min(gaps, key=lambda g: g[0])
+        widest = max((s["max"] - s["min"] for s in spread.values()), default=None) if spread else None
+        add(verdicts, "reuse", f"{verdict['answer']}{so_far}",
+            f"closest: {display_name(model)} at {_u_label(u, total_rows)}, {best.epochs:g} epochs, ≤ {best.nll:.3f} "
+            f"against AR's best {ar_best.nll:.3f} ({ar_best.epochs:g} epochs): {gap:+.3f} nats"
+            + (f"; seed spread up to {widest:.3f}" if widest is not None else ""))
     body += ["", f"**Does diffusion win when data repeats? {verdict['answer']}{so_far}.** The rule: at some U, a diffusion "
              "model's best bound is below AR's best exact NLL by more than the spread over training seeds of the two "
              "figures (the seed runs at U/16, 64 epochs)."]

@@ -12,6 +12,7 @@ from ..io import atomic_path
 from ..samplers import PLAIN, best_samplers, gap_with_samplers, sampler_sweeps
 from .format import display_name, excluded_lines
 from .groups import parallelism
+from .verdicts import add
 
 SAMPLERS_GROUP = "samplers"
 LONGEST = 16.0  # the training-length factor of the longest runs
@@ -59,7 +60,7 @@ def plot_samplers(sweeps: pd.DataFrame, reference: dict, path: Path) -> None:
 
 
 def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, reference: dict, spread: dict,
-                     plot_name: str, out_dir: Path) -> list[str]:
+                     plot_name: str, out_dir: Path, verdicts: list | None = None) -> list[str]:
     """The section (nothing where the samplers group is not collected); writes its plot in every case."""
     group = groups.get(SAMPLERS_GROUP)
     others = [groups[name]["runs"] for name in ("training_length",) if name in groups]
@@ -82,7 +83,8 @@ def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, referenc
                   "by a step count where two settings' times are close.", ""]
     exact = next((n for n, m in metrics.items() if m["perplexity_kind"] == "exact"), None)
     bound = next((n for n, m in metrics.items() if m["perplexity_kind"] == "bound"), None)
-    for factor, label in ((1.0, "at the default length"), (LONGEST, f"at {LONGEST:g}x the steps")):
+    for factor, label, question in ((1.0, "at the default length", "samplers_default"),
+                                    (LONGEST, f"at {LONGEST:g}x the steps", "samplers_longest")):
         gap = gap_with_samplers(table, reference, factor, exact, bound, spread) if exact and bound else None
         ranking = gap["ranking"] if gap else best_samplers(table, reference, factor)
         if not ranking["picks"]:
@@ -94,6 +96,10 @@ def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, referenc
         lines.append(f"- {label}, best at equal time (at most {ranking['budget_ms']:.1f} ms a sample): {picks}.")
         if gap:
             lines[-1] += " " + gap_sentence(gap, display_name(bound), display_name(exact))
+            spread_note = f"; seed spread up to {gap['margin']['spread']:.2f}" if gap["margin"]["spread"] else ""
+            add(verdicts, question, "unchanged" if gap["best"] == gap["plain"] else gap["verdict"],
+                f"{display_name(bound)} − {display_name(exact)} distance to real text at equal time: plain "
+                f"{gap['plain']:.2f}, best samplers {gap['best']:.2f} nats{spread_note}")
     lines += ["", "The rule: both gaps are taken at the same sampling time. Better sampling narrows (widens) the gap "
               "where the gap with each model's best sampler is smaller (larger) than with the plain samplers by more "
               "than the seed spread of the distances, and closes it where the diffusion model's best is at least as "

@@ -17,6 +17,7 @@ from .format import (KIND_SHORT, TIMED_APART, apart_mark, counted, display_name,
 from .groups import (LR_GROUP, SEEDS_GROUP, generic_group_section, has_own_section, learning_rate_runs,
                      learning_rate_section, spreads_by_label)
 from .variants import variants_section
+from .verdicts import add, verdict_table
 
 
 SPREAD_FIGURES = {"perplexity": ("perplexity", ".2f"), "nll_per_token": ("NLL/token", ".3f"),
@@ -161,7 +162,7 @@ def plot_quality(sweeps: pd.DataFrame, reference: dict, scatter_path: Path, time
 
 
 def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = None,
-                         defaults: dict | None = None) -> str:
+                         defaults: dict | None = None, verdicts: list | None = None) -> str:
     """analysis.best_at_equal_time in words, with the winner's margin set against the seed spread (spread:
     model -> figure -> seed statistics) of the two models' distance to real text, which the seed runs measure at
     each model's default setting (defaults: model -> (steps, temperature)): only where both picks are at that
@@ -177,6 +178,10 @@ def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = N
             f"time: " + "; ".join(described) +
             f". Real validation text scores judge perplexity {reference['judge_perplexity']:.1f}.")
     first, second = ranking["picks"][:2] if len(ranking["picks"]) > 1 else (None, None)
+    add(verdicts, "writes_best", display_name(ranking["picks"][0]["model"]),
+        "distance to real text of each model's best setting within " f"{ranking['budget_ms']:.0f} ms: "
+        + ", ".join(f"{display_name(p['model'])} {p['distance']:.2f}{' (repetitive)' if p['repetitive'] else ''}"
+                    for p in ranking["picks"]))
     at_default = first and all((p["steps"], p["temperature"]) == (defaults or {}).get(p["model"])
                                for p in (first, second))
     if first and spread and not first["repetitive"] and not second["repetitive"] and not at_default:
@@ -221,7 +226,8 @@ def few_step_lines(metrics: dict, sweeps: pd.DataFrame, reference: dict) -> list
     return lines
 
 
-def noise_injection_lines(sdd_name: str, metrics: dict, variants: dict, reference: dict) -> list[str]:
+def noise_injection_lines(sdd_name: str, metrics: dict, variants: dict, reference: dict,
+                          verdicts: list | None = None) -> list[str]:
     """The seed's open question "would different noise injection help?", answered by analysis.noise_injection from
     the models whose noise can remove the true token: the uniform-state model and SDD's index-swapping variants."""
     noisier = {display_name(name): m for name, m in metrics.items()
@@ -231,6 +237,14 @@ def noise_injection_lines(sdd_name: str, metrics: dict, variants: dict, referenc
     if not noisier:
         return []
     v = noise_injection(metrics[sdd_name], noisier, reference)
+    both = [label for label, r in v["models"].items() if r["predicts_better"] and r["writes_better"]]
+    leader = (min(both, key=lambda label: v["models"][label]["distance"]) if both else
+              max(v["models"], key=lambda label: v["models"][label]["context_only_accuracy"]))
+    add(verdicts, "noise", v["answer"],
+        f"{'best of those that predict and write better' if both else 'highest context-only accuracy'}: {leader}, "
+        f"context-only accuracy {v['models'][leader]['context_only_accuracy']:.1%} against the seed design's "
+        f"{v['seed_context_only_accuracy']:.1%}, distance to real text {v['models'][leader]['distance']:.2f} against "
+        f"{v['seed_distance']:.2f}")
     cells = [f"{label}: context-only accuracy {r['context_only_accuracy']:.1%}, distance to real text "
              f"{r['distance']:.2f}{' (repetitive)' if r['repetitive'] else ''}" for label, r in v["models"].items()]
     return ["### Would different noise injection help?", "",
@@ -272,10 +286,13 @@ def _first_of_kind(metrics: dict[str, dict], kind: str) -> str | None:
 def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name: str, reference: dict,
                   sweeps: pd.DataFrame, timings: dict[str, float], group: dict | None = None,
                   spread: dict | None = None, groups: dict | None = None, by_seed: dict | None = None,
-                  base_lr: dict | None = None, length_lines: list[str] | None = None) -> str:
+                  base_lr: dict | None = None, length_lines: list[str] | None = None,
+                  verdicts: list | None = None, summary_plot: str | None = None) -> str:
     """report.md. group: the collected variants group (see group_runs), or None; spread: the seed spread per
     model (analysis.seed_spread); groups: every collected group by name; by_seed: the runs behind spread (seed
-    label -> model -> metrics)."""
+    label -> model -> metrics); verdicts: the rows the sections before this one decided (report.verdicts), to which
+    this one's are added: the table opens the report, with summary_plot."""
+    verdicts = [] if verdicts is None else verdicts
     group = group or {"model": None, "runs": {}, "excluded": {}, "command": "", "not_run": []}
     groups, by_seed = groups or {}, by_seed or {}
     seeds = list(by_seed)
@@ -327,8 +344,12 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
             low, high = min(ratios), max(ratios)
             gap_note = (f" Each of the {len(ratios)} seeds' own ratio lies between ≤ {low:.2f} and ≤ {high:.2f}"
                         + ("; the order could change with a seed." if low <= 1 else ", so the order holds for every seed."))
+            seeds_note = f"; each seed's own ratio {low:.2f}–{high:.2f}"
         else:
-            gap_note = ""
+            gap_note = seeds_note = ""
+        add(verdicts, "default_gap", f"≤ {b['perplexity'] / e['perplexity']:.2f}x AR's perplexity",
+            f"{display_name(bound)} ≤ {b['perplexity']:.1f} against {display_name(exact)} {e['perplexity']:.1f}"
+            f"{seeds_note}; a unigram model scores {pack_stats['unigram_valid_perplexity']:.1f}")
         lines += ["", f"{display_name(bound)}'s NELBO bound against {display_name(exact)}'s exact perplexity: "
                       f"≤ {b['perplexity']:.2f} vs {e['perplexity']:.2f}, a ratio of ≤ {b['perplexity'] / e['perplexity']:.2f} "
                       f"(the MDLM paper reports about 1.2 on LM1B at 33B tokens; this run is far smaller).{gap_note} "
@@ -354,7 +375,7 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
         quality_table(rows := labelled_rows(metrics, variants, best, variants_model), reference,
                       spreads_by_label(rows, metrics, spread or {})),
         equal_time_paragraph(best_at_equal_time(sweeps, reference), reference, spread,
-                             {name: (m["gen_steps"], m["gen_temperature"]) for name, m in metrics.items()}), "",
+                             {name: (m["gen_steps"], m["gen_temperature"]) for name, m in metrics.items()}, verdicts), "",
         *few_step_lines(metrics, sweeps, reference),
         "![judge perplexity against entropy](judge_perplexity_vs_entropy.png)", "",
         "![quality against sampling time](quality_vs_time.png)", "",
@@ -374,15 +395,15 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
     rates = groups.get(LR_GROUP)
     if rates is not None:
         lines += learning_rate_section(learning_rate_runs(metrics, rates), reference, base_lr or {},
-                                       rates["excluded"], rates["command"], spread)
+                                       rates["excluded"], rates["command"], spread, verdicts)
     if variants_model and "diagnostics" in metrics.get(variants_model, {}):
         baseline = (display_name(exact), metrics[exact]) if exact else None
         lines += variants_section(metrics[variants_model], variants, reference, baseline, best, group["command"],
                                   "sdd_variants.png", group["not_run"], group.get("excluded"),
-                                  (spread or {}).get(variants_model))
+                                  (spread or {}).get(variants_model), verdicts)
     sdd_name = variants_model or _first_of_kind(metrics, "denoising cross-entropy")
     if sdd_name in metrics and "context_only_accuracy" in metrics[sdd_name]:
-        lines += noise_injection_lines(sdd_name, metrics, variants, reference)
+        lines += noise_injection_lines(sdd_name, metrics, variants, reference, verdicts)
     for name, other in groups.items():
         if not has_own_section(name):
             lines += generic_group_section(name, other, reference)
@@ -403,4 +424,10 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
             lines += [f"### {display_name(name)}, best variant: {best} ({overrides_text(variants[best]['overrides'])}; "
                       f"seed {s['seed']})", ""]
             lines += [line for text in variants[best]["samples"][:SAMPLES_QUOTED] for line in (indent(text), "")]
+    glance = ["## Verdicts at a glance", "",
+              "Each row is decided by the rule its section states, from the figures beside it; a margin counts only "
+              "beyond the spread over training seeds where one is given.", "", verdict_table(verdicts)]
+    if summary_plot:
+        glance += [f"![validation NLL against training tokens, every model and data regime]({summary_plot})", ""]
+    lines[4:4] = glance  # after the title and the line on how it was made
     return "\n".join(lines).rstrip() + "\n"

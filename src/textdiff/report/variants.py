@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 from ..analysis import (ENTROPY_FLOOR, SAME_WITHIN, against_spread, degenerate, distance_to_real_text,
                         seed_conclusions, state_accuracy)
 from .format import excluded_lines, finish_plot, label_points, margin_words, overrides_text
+from .verdicts import add
 
 
 def diagnostics_section(diagnostics: dict) -> list[str]:
@@ -50,7 +51,9 @@ STATE_COLUMNS = {"training": "training", "context_only": "context-only", "true_t
 
 
 def variants_table(seed: dict, variants: dict, reference: dict) -> list[str]:
-    header = ("| variant | changes | " + " | ".join(f"acc. {c}" for c in STATE_COLUMNS.values())
+    # Named apart from "context-only accuracy" (uniform t), which the other tables and the noise verdict show:
+    # these are means over the t buckets, so the same run's two figures differ and must not share a name.
+    header = ("| variant | changes | " + " | ".join(f"acc. {c} (t-bucket mean)" for c in STATE_COLUMNS.values())
               + " | denoising CE | judge PPL | entropy | distinct-1 | repeat-4 | distance to real text | train time |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     rows = [("seed design", "– (the main pipeline's SDD)", seed)]
@@ -72,11 +75,16 @@ def _verdict(holds: bool) -> str:
     return "confirmed" if holds else "refuted"
 
 
-def seed_conclusion_lines(seed: dict, variants: dict, reference: dict, baseline: tuple[str, dict] | None) -> list[str]:
+def seed_conclusion_lines(seed: dict, variants: dict, reference: dict, baseline: tuple[str, dict] | None,
+                          verdicts: list | None = None) -> list[str]:
     """analysis.seed_conclusions in words, one bullet per conclusion, with the figures that decide it.
     baseline: (display name, metrics) of the exact-likelihood model, whose accuracy is quoted for scale."""
-    verdicts = seed_conclusions(seed, variants, reference)
+    table, verdicts = verdicts, seed_conclusions(seed, variants, reference)
     r = verdicts["representations"]
+    add(table, "seed_representations", _verdict(r["holds"]) + " as evidence",
+        f"its {r['training_accuracy']:.1%} training-state accuracy is copying: a predictor with no network scores "
+        f"{r['trivial_accuracy']:.1%}; context-only {r['context_only_accuracy']:.1%} (most frequent token "
+        f"{r['most_frequent_token_accuracy']:.1%})")
     baseline_note = f", {baseline[0]}'s next-token accuracy {baseline[1]['accuracy']:.1%}" if baseline else ""
     lines = [
         f"- *\"SDD learns useful representations\" (the seed's evidence: 54% accuracy)*: "
@@ -87,6 +95,9 @@ def seed_conclusion_lines(seed: dict, variants: dict, reference: dict, baseline:
         f"{r['most_frequent_token_accuracy']:.1%}{baseline_note}).",
     ]
     g = verdicts["generation_problem"]
+    add(table, "seed_generation_problem", _verdict(g["holds"]),
+        f"judge perplexity {seed['sample_judge_perplexity']:.0f} ({g['times_real_text']:.0f}x real text's), entropy "
+        f"{seed['sample_entropy']:.2f} nats (real text {reference['entropy']:.2f})")
     lines.append(
         f"- *\"SDD has a generation problem\"*: **{_verdict(g['holds'])}**. Its samples "
         f"score judge perplexity {seed['sample_judge_perplexity']:.0f} ({g['times_real_text']:.0f}x real text's "
@@ -96,6 +107,9 @@ def seed_conclusion_lines(seed: dict, variants: dict, reference: dict, baseline:
         b = verdicts["sampling_bottleneck"]
         name = b["best_sampler"]
         m = variants[name]["metrics"]
+        add(table, "seed_sampling_bottleneck", _verdict(b["holds"]),
+            f"its best sampler ({name}) scores judge perplexity {m['sample_judge_perplexity']:.0f} (default "
+            f"{seed['sample_judge_perplexity']:.0f}); context-only accuracy {b['context_only_accuracy']:.1%}")
         lines.append(
             f"- *\"The bottleneck is sampling, not learning\"*: **{_verdict(b['holds'])}**. "
             f"The seed's trained model with its best sampler variant ({name}: {overrides_text(variants[name]['overrides'])}) "
@@ -117,12 +131,19 @@ def seed_conclusion_lines(seed: dict, variants: dict, reference: dict, baseline:
                 f"{', repetitive' if degenerate(m, reference) else ''})")
     if "curriculum" in verdicts:
         c = verdicts["curriculum"]
+        add(table, "seed_curriculum", _verdict(c["holds"]),
+            f"distance to real text: fixed k={c['k']} {distance_to_real_text(seed, reference):.2f}"
+            f"{' (repetitive)' if degenerate(seed, reference) else ''}, curriculum "
+            f"{distance_to_real_text(c['curriculum'], reference):.2f}")
         lines.append(
             f"- *\"Fixed k={c['k']} works as well as the curriculum\"*: **{_verdict(c['holds'])}** (as well = "
             f"not repetitive where the other is, else distances to real text within {SAME_WITHIN:.0%} or closer): fixed k={c['k']} {described(seed)}; curriculum "
             f"{described(c['curriculum'])}.")
     if "fixed_k" in verdicts:
         f = verdicts["fixed_k"]
+        add(table, "seed_fixed_k", _verdict(f["holds"]),
+            "distance to real text: " + ", ".join(f"k={kk} {distance_to_real_text(m, reference):.2f}"
+                                                   for kk, m in {**f["by_k"], f["k"]: seed}.items()))
         cells = "; ".join(f"k={kk}: {described(m)}" for kk, m in f["by_k"].items())
         lines.append(f"- *\"Different k values: fixed k={f['k']} works\"*: **{_verdict(f['holds'])}** "
                      f"(k={f['k']} not repetitive where the best other k is not, and within {SAME_WITHIN:.0%} of its "
@@ -150,7 +171,7 @@ def plot_variants(seed: dict, variants: dict, reference: dict, path: Path) -> No
 
 def variants_section(seed: dict, variants: dict, reference: dict, baseline: tuple[str, dict] | None,
                      best: str | None, command: str, plot_name: str, not_run=(), excluded=None,
-                     spread: dict | None = None) -> list[str]:
+                     spread: dict | None = None, verdicts: list | None = None) -> list[str]:
     lines = diagnostics_section(seed["diagnostics"])
     if not variants:
         return lines + [f"No variant experiment of this study has been collected yet: run `{command}`."] + \
@@ -169,7 +190,7 @@ def variants_section(seed: dict, variants: dict, reference: dict, baseline: tupl
         lines += ["", f"Listed in params.yaml but not run yet: {', '.join(not_run)} (`{command} <name>`)."]
     lines += excluded_lines(excluded or {}, command)
     lines += ["", f"![SDD variants]({plot_name})", "", "### The seed's conclusions, re-tested", ""]
-    lines += seed_conclusion_lines(seed, variants, reference, baseline)
+    lines += seed_conclusion_lines(seed, variants, reference, baseline, verdicts)
     distances = f"{distance_to_real_text(variants[best]['metrics'], reference):.2f}, against the seed design's " \
         f"{distance_to_real_text(seed, reference):.2f}"
     lines += ["", f"Best variant: **{best}** (distance {distances}), the one whose samples are closest to real "
