@@ -100,10 +100,11 @@ def collect(group: Group, out_dir=COLLECTED_DIR, cwd=".", session: dict | None =
             "params": ran,
             **study_hashes(lock, group.stages),
             "stage_seconds": reproduced_stage_seconds(lock, earlier_locks, read),
-            "models": {model: {"metrics": read(f"eval/{model}/metrics.json"),
-                               "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT],
-                               "learning_curve": read_optional(f"models/{model}/learning_curve.csv"),
-                               "sweep": read_optional(f"eval/{model}/sweep.csv")}
+            "models": {model: ({"metrics": read(f"eval/{model}/metrics.json"),
+                                "samples": read(f"eval/{model}/samples.json")["samples"][:SAMPLES_KEPT],
+                                "sweep": read_optional(f"eval/{model}/sweep.csv")} if group.evaluates else
+                               {"train_summary": read(f"models/{model}/train_summary.json")})
+                               | {"learning_curve": read_optional(f"models/{model}/learning_curve.csv")}
                        for model in group.models},
         }
     result = {"group": group.name, "command": f"{COMMAND} {group.name}", "stages": list(group.stages),

@@ -25,9 +25,18 @@ class Group:
 
     @property
     def models(self) -> tuple[str, ...]:
-        """The models whose evaluation the group's runs produce (all of them if it reproduces the report)."""
+        """The models whose evaluation the group's runs produce (all of them if it reproduces the report), or, for a
+        group that only trains (train@<model> stages), the models it trains."""
         evaluated = tuple(stage.split("@", 1)[1] for stage in self.stages if stage.startswith("evaluate@"))
-        return model_names() if "report" in self.stages or not evaluated else evaluated
+        if "report" in self.stages or evaluated:
+            return model_names() if "report" in self.stages else evaluated
+        trained = tuple(stage.split("@", 1)[1] for stage in self.stages if stage.startswith("train@"))
+        return trained or model_names()
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether its runs evaluate their models (a training-only group collects learning curves alone)."""
+        return "report" in self.stages or any(stage.startswith("evaluate@") for stage in self.stages)
 
 
 def _name_ok(name) -> bool:
