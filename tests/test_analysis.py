@@ -255,3 +255,33 @@ def test_the_range_of_a_ratio_over_seeds_is_the_range_of_each_seeds_own_ratio():
                "seed 1": {"ar": {"perplexity": 50.0}, "mdlm": {"perplexity": 400.0}},
                "seed 2": {"ar": {"perplexity": 45.0}}}  # a seed without MDLM gives no ratio
     assert ratio_per_seed(by_seed, "mdlm", "ar") == {"seed 0": 7.5, "seed 1": 8.0}
+
+
+def curve(nlls, tokens_per_point=100):
+    return [{"step": 50 * (i + 1), "tokens": tokens_per_point * (i + 1), "valid_nll": v} for i, v in enumerate(nlls)]
+
+
+def test_a_learning_curve_leaves_the_unigram_plateau_where_it_falls_a_tenth_of_a_nat_below_it():
+    from textdiff.analysis import plateau_exit
+    assert plateau_exit(curve([6.2, 6.05, 5.95, 5.0]), 6.1) == {"step": 150, "tokens": 300, "last_step": 200}
+    assert plateau_exit(curve([6.2, 6.05]), 6.1) == {"step": None, "tokens": None, "last_step": 100}
+
+
+def test_an_ingredient_passes_only_where_every_seed_leaves_the_plateau_before_the_defaults_earliest():
+    from textdiff.analysis import adopted, recipe_effect
+    default = {"seed 0": curve([6.1, 6.1, 5.9]), "seed 1": curve([6.1, 5.9, 5.8]), "seed 2": curve([6.1, 6.1, 6.1])}
+    earlier = {"seed 0": curve([5.9, 5.8, 5.7]), "seed 1": curve([5.95, 5.9, 5.8]), "seed 2": curve([5.9, 5.8, 5.9])}
+    e = recipe_effect(default, earlier, 6.1)
+    assert e["default_exits"] == [300, 200, None] and e["exits"] == [100, 100, 100] and e["leaves_earlier"]
+    assert e["passes"] and not e["worse"]  # last figures 5.8 mean against 5.933, within the spread 0.3
+    one_late = {**earlier, "seed 2": curve([6.1, 5.9, 5.9])}  # leaves at 200 tokens: not before the earliest (200)
+    late = recipe_effect(default, one_late, 6.1)
+    assert not late["leaves_earlier"] and not late["passes"]
+    worse = recipe_effect(default, {"seed 0": curve([5.9, 6.9, 6.9]), "seed 1": curve([5.9, 6.9, 6.9]),
+                                    "seed 2": curve([5.9, 6.9, 6.9])}, 6.1)
+    assert worse["leaves_earlier"] and worse["worse"] and not worse["passes"]  # 6.9 against 5.93 + 0.3
+    effects = {"ar": {**e, "passes": False, "worse": False}, "mdlm": e, "udlm": late}
+    assert adopted(effects, shared=True, diffusion=["mdlm", "udlm"]) == []  # not for UDLM, so for no model
+    assert adopted({"ar": effects["ar"], "mdlm": e}, shared=True, diffusion=["mdlm", "udlm"]) == ["ar", "mdlm"]
+    assert adopted({"mdlm": e, "udlm": late}, shared=False, diffusion=["mdlm", "udlm"]) == ["mdlm"]
+    assert adopted({"ar": {**e, "worse": True}, "mdlm": e}, shared=True, diffusion=["mdlm"]) == []  # AR worse

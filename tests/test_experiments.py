@@ -363,3 +363,13 @@ def test_the_interrupted_line_says_what_goes_on_and_how_to_collect_it():
                     "in DVC's workers to their end (g-b): once `dvc queue status` shows them done, python "
                     "stages/experiments.py g --collect-only")
     assert "keeps its earlier experiment" in experiments_cli()["interrupted_line"]({"g": ["a"]}, KeyboardInterrupt())
+
+
+def test_a_training_only_group_collects_the_models_it_trains_and_no_evaluation(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"k": 8, "experiments": {
+        "t": {"stages": ["train@mdlm", "train@udlm"], "runs": {"a": {"k": 1}}},
+        "e": {"stages": ["evaluate@ar"], "runs": {"a": {"k": 1}}}}}))
+    groups = read_groups(path)
+    assert groups["t"].models == ("mdlm", "udlm") and not groups["t"].evaluates
+    assert groups["e"].models == ("ar",) and groups["e"].evaluates

@@ -291,3 +291,32 @@ def test_one_quantity_of_one_run_is_never_shown_with_two_values():
 
 def test_readme_is_short_enough_to_read_in_five_minutes():
     assert len((REPO / "README.md").read_text(encoding="utf-8").splitlines()) <= 250
+
+
+def test_the_recipe_screen_renders_each_ingredient_against_the_default_seeds_and_says_what_it_adopts(tmp_path):
+    import math
+
+    from textdiff.report.plateau import recipe_lines
+    from tests.test_analysis import curve
+
+    def run(seed, nlls, model="mdlm"):
+        return {"overrides": {"mdlm.tie_embeddings": False, **({"seed": seed} if seed else {})},
+                "models": {model: {"learning_curve": curve(nlls)}}}
+    unigram = math.exp(6.1)
+    default = {"mdlm": {"seed 0": curve([6.1, 6.1, 5.9]), "seed 1": curve([6.1, 5.9, 5.8]),
+                        "seed 2": curve([6.1, 6.1, 6.1])}}
+    group = {"runs": {"untied": run(0, [5.9, 5.8, 5.7]), "untied-seed1": run(1, [5.9, 5.8, 5.8]),
+                      "untied-seed2": run(2, [5.9, 5.8, 5.9])},
+             "excluded": {}, "not_run": [], "command": "python stages/experiments.py recipe_models"}
+    verdicts = []
+    text = "\n".join(recipe_lines({"recipe_models": group}, default, unigram, {"ar": "exact", "mdlm": "bound"},
+                                  "recipe.png", tmp_path, None, verdicts))
+    assert "| untied (`mdlm.tie_embeddings=false`) | MDLM | 100, 100, 100 | 300, 200, never |" in text
+    assert "**Adopted by the rule: adopt untied (MDLM).**" in text
+    assert verdicts == [{"question": "recipe", "answer": "adopt untied (MDLM)",
+                         "figures": "1 ingredients, 1 model screens at 3 seeds each; see the section's table"}]
+    assert (tmp_path / "recipe.png").read_bytes()[:4] == b"\x89PNG"
+    waiting = recipe_lines({}, default, unigram, {"mdlm": "bound"}, "recipe.png", tmp_path,
+                           {"recipe": ["wd"]}, [])
+    assert "No run of the recipe groups is bound to this study yet: `python stages/experiments.py recipe`" in \
+        "\n".join(waiting)

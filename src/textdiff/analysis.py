@@ -249,6 +249,38 @@ def plateau_exit(curve: list[dict], unigram_nll: float) -> dict:
     return {"step": None, "tokens": None, "last_step": int(curve[-1]["step"]) if curve else 0}
 
 
+def recipe_effect(default: dict[str, list[dict]], ingredient: dict[str, list[dict]], unigram_nll: float) -> dict:
+    """One training ingredient on one model against the default recipe, over training seeds (label -> learning
+    curve), by a stated rule. Where the plateau ends is compared in training tokens (so a smaller batch at equal
+    tokens is judged fairly): the ingredient `leaves_earlier` where every seed of it leaves the plateau before the
+    default's earliest seed does. Its validation figure is the curve's last point: it is `better` (`worse`) where
+    its mean over seeds is below (above) the default's mean by more than the default's spread over seeds (max -
+    min). It `passes` where it leaves earlier or is better, and is not worse."""
+    def exits(curves):
+        return [plateau_exit(curve, unigram_nll)["tokens"] for curve in curves.values()]
+    default_exits, exits_with = exits(default), exits(ingredient)
+    earliest = min((t for t in default_exits if t is not None), default=math.inf)
+    leaves_earlier = bool(exits_with) and all(t is not None and t < earliest for t in exits_with)
+    default_end = [curve[-1]["valid_nll"] for curve in default.values()]
+    ends = [curve[-1]["valid_nll"] for curve in ingredient.values()]
+    change = sum(ends) / len(ends) - sum(default_end) / len(default_end)
+    spread = max(default_end) - min(default_end) if len(default_end) > 1 else 0.0
+    better, worse = change < -spread, change > spread
+    return {"default_exits": default_exits, "exits": exits_with, "leaves_earlier": leaves_earlier,
+            "default_end": default_end, "end": ends, "change": change, "spread": spread, "better": better,
+            "worse": worse, "passes": (leaves_earlier or better) and not worse}
+
+
+def adopted(effects: dict[str, dict], shared: bool, diffusion: list[str]) -> list[str]:
+    """The models an ingredient is adopted for (effects: model -> recipe_effect). A setting every model shares is
+    adopted for every model or for none: where it passes for every diffusion model and makes no model worse (AR
+    included), so the comparison stays fair. A model's own setting is adopted for each diffusion model it passes for."""
+    if shared:
+        ok = all(effects[m]["passes"] for m in diffusion if m in effects) and not any(e["worse"] for e in effects.values())
+        return sorted(effects) if ok and any(m in effects for m in diffusion) else []
+    return [m for m in diffusion if m in effects and effects[m]["passes"]]
+
+
 # --- training length ------------------------------------------------------------------------------------
 # A figure counts as having moved when it moves by more than this many standard errors: a validation NLL rising
 # while the training loss falls (overfitting), a context-only accuracy above the most-frequent-token guess or

@@ -27,7 +27,7 @@ from .groups import (LENGTH_GROUP, SEEDS_GROUP, VARIANTS_GROUP, group_runs, grou
                      plot_length_samples, seed_runs, spreads_by_label, training_length_section)
 from .study import (labelled_rows, plot_learning_curves, plot_quality, plot_training_loss,  # noqa: E402
                     render_report, results_table)
-from .plateau import curves_by_seed, fair_start_section, reuse_seed_curves  # noqa: E402
+from .plateau import curves_by_seed, fair_start_section, recipe_lines, reuse_seed_curves  # noqa: E402
 from .reuse import _u_label, reuse_section  # noqa: E402
 from .summary import plot_summary, regimes  # noqa: E402
 from ..reuse import reuse_points  # noqa: E402
@@ -105,16 +105,18 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     verdicts: list[dict] = []  # each section adds the verdict it decides (report.verdicts)
     kinds = {name: m["perplexity_kind"] for name, m in metrics.items()}
     reuse_at, reuse_curves = reuse_seed_curves(groups)
+    default_curves = curves_by_seed(curves, metrics, groups.get(SEEDS_GROUP), raw_params["seed"])
+    listed = {name: list(group.runs) for name, group in defined.items()}
     plateau_lines = fair_start_section(
-        curves_by_seed(curves, metrics, groups.get(SEEDS_GROUP), raw_params["seed"]), reuse_curves,
-        pack_stats["unigram_valid_perplexity"],
+        default_curves, reuse_curves, pack_stats["unigram_valid_perplexity"],
         f"{_u_label(reuse_at[0], pack_stats['train_rows'])} for {reuse_at[1]:g} epochs" if reuse_at else "",
-        kinds, verdicts)
+        kinds, verdicts) + recipe_lines(groups, default_curves, pack_stats["unigram_valid_perplexity"], kinds,
+                                        "recipe.png", out_dir, listed, verdicts)
     length_lines = training_length_section(runs_by_length, by_seed, groups.get(LENGTH_GROUP), reference,
                                            "training_length_nll.png", "training_length_samples.png", verdicts)
     sampler_lines = samplers_section(groups, metrics, sweeps, reference, spread, "samplers.png", out_dir, verdicts)
     reuse_lines = reuse_section(groups, reference, pack_stats["train_rows"], "data_reuse.png", out_dir,
-                                {name: list(group.runs) for name, group in defined.items()}, verdicts)
+                                listed, verdicts)
     fresh = {name: [(m["train_tokens"], m["nll_per_token"], m["perplexity_kind"]) for _, _, m in model_runs]
              for name, model_runs in runs_by_length.items()}
     reuse_runs = {f"{name}/{run_name}": run for name, g in groups.items() if is_reuse_group(name)

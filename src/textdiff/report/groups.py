@@ -34,7 +34,7 @@ def is_reuse_group(name: str) -> bool:
 
 def has_own_section(name: str) -> bool:
     """Whether the report has a section of its own for a group (the others get the generic one)."""
-    return name in DEDICATED or is_reuse_group(name)
+    return name in DEDICATED or is_reuse_group(name) or name == "recipe" or name.startswith("recipe_")
 
 
 def file_md5(path: Path) -> str | None:

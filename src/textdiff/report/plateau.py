@@ -4,9 +4,15 @@ seed runs of the data-reuse groups are."""
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
-from ..analysis import PLATEAU_MARGIN, plateau_exit
-from .format import display_name
+import matplotlib.pyplot as plt
+
+from ..analysis import PLATEAU_MARGIN, adopted, plateau_exit, recipe_effect
+from ..experiments import COMMAND
+from ..io import atomic_path
+from .format import display_name, excluded_lines, overrides_text
 from .groups import is_reuse_group
 from .verdicts import add
 
@@ -95,8 +101,112 @@ def fair_start_section(curves: dict[str, dict[str, list[dict]]], reuse_curves: d
     if reuse_curves:
         more, _ = _table(reuse_curves, unigram_nll)
         lines += ["", f"At {reuse_label} (the data-reuse groups' seed runs; one epoch is a few dozen steps):", ""] + more
-    lines += ["", "The training recipe is the same for every model (peak learning rate, warmup, no dropout, no EMA, "
-              "weight decay 0) and is AR's, not the diffusion literature's (MDLM: lr 3e-4, 2,500 warmup steps, "
-              "dropout 0.1, EMA 0.9999). Which ingredients shorten the plateau is the next question; none is adopted "
-              "yet, so every verdict's seed spread still includes the plateau's chance.", ""]
+    return lines + [""]
+
+
+RECIPE_PREFIX = "recipe"  # recipe and every recipe_<name> group feed the recipe screen
+
+
+def is_recipe_group(name: str) -> bool:
+    return name == RECIPE_PREFIX or name.startswith(RECIPE_PREFIX + "_")
+
+
+def ingredients(groups: dict) -> dict[str, dict]:
+    """Ingredient label -> {"overrides", "curves": model -> seed label -> curve} from the recipe groups' bound runs
+    (a run's label without its -seed<N> suffix; the default seed is seed 0)."""
+    found: dict[str, dict] = {}
+    for name, group in groups.items():
+        if not is_recipe_group(name):
+            continue
+        for run_name, run in group["runs"].items():
+            label = re.sub(r"-seed\d+$", "", run_name)
+            overrides = {k: v for k, v in run["overrides"].items() if k != "seed"}
+            entry = found.setdefault(label, {"overrides": overrides, "curves": {}})
+            for model, data in run["models"].items():
+                if data.get("learning_curve"):
+                    entry["curves"].setdefault(model, {})[f"seed {run['overrides'].get('seed', 0)}"] = \
+                        data["learning_curve"]
+    return found
+
+
+def plot_recipe(default: dict[str, dict[str, list[dict]]], found: dict[str, dict], models: list[str], path: Path) -> None:
+    """Each diffusion model's learning curves: the default recipe's seeds (grey) and each ingredient's (a colour each),
+    against training tokens, with the unigram level the plateau sits on."""
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6 * max(1, len(models)), 4.2), dpi=110, squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for i, curve in enumerate(default.get(model, {}).values()):
+            ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color="0.5", linewidth=1,
+                    label="default recipe (each seed)" if i == 0 else None)
+        for color, (label, entry) in enumerate(found.items()):
+            for i, curve in enumerate(entry["curves"].get(model, {}).values()):
+                ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color=f"C{color}",
+                        linewidth=1, alpha=0.8, label=label if i == 0 else None)
+        ax.set_title(display_name(model), fontsize=9)
+        ax.set_xlabel("training tokens")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("validation NELBO bound per token (curve rows)")
+    fig.suptitle("The recipe screen: learning curves of each ingredient's seeds against the default's", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigram_perplexity: float,
+                 kinds: dict[str, str], plot_name: str, out_dir: Path, listed: dict[str, list[str]] | None = None,
+                 verdicts: list | None = None) -> list[str]:
+    """The recipe screen's part of the section (its plot is written in every case, a DVC output). listed: the runs
+    of each group params.yaml defines, so that a recipe group nobody has collected yet counts as runs to come."""
+    groups = {**{name: {"runs": {}, "excluded": {}, "not_run": list(runs), "command": f"{COMMAND} {name}"}
+                 for name, runs in (listed or {}).items() if is_recipe_group(name)}, **groups}
+    found = ingredients(groups)
+    diffusion = [name for name, kind in kinds.items() if kind == "bound"]
+    plot_recipe(default, found, diffusion, out_dir / plot_name)
+    present = [g for name, g in groups.items() if is_recipe_group(name)]
+    lines = ["### The recipe screen", ""]
+    if not found:
+        add(verdicts, "recipe", "not run yet", "; ".join(f"`{g['command']}`" for g in present) or "no recipe group")
+        return lines + ["No run of the recipe groups is bound to this study yet: "
+                        + ("; ".join(f"`{g['command']}`" for g in present) or "params.yaml defines none") + "."] + \
+            [line for g in present for line in excluded_lines(g["excluded"], g["command"])] + [""]
+    unigram_nll = math.log(unigram_perplexity)
+    lines += ["Each ingredient of the diffusion literature's recipe that might shorten the plateau, trained at the "
+              "default budget with the default's seeds (training and learning curves only). The rule, for each "
+              "model: an ingredient **passes** where every seed of it leaves the plateau (in training tokens) before "
+              "the default's earliest seed, or its last learning-curve figure (mean over seeds) is below the "
+              "default's by more than the default's spread over seeds; and it is not above by more than that. A "
+              "setting every model shares (its runs train AR too) is adopted for every model or for none: where it "
+              "passes for every diffusion model and makes no model worse, AR included; a model's own setting for "
+              "each model it passes for.", "", f"![the recipe screen]({plot_name})", "",
+              "| ingredient | model | leaves the plateau at (tokens, each seed) | default's seeds | last figure, mean "
+              "(default's) | change (default's spread) | passes |", "|---|---|---|---|---|---|---|"]
+    adoptions = {}
+    for label, entry in found.items():
+        effects = {model: recipe_effect(default[model], curves, unigram_nll)
+                   for model, curves in entry["curves"].items() if model in default}
+        shared = any(kinds.get(model) == "exact" for model in effects)
+        adoptions[label] = adopted(effects, shared, diffusion)
+        for model, e in effects.items():
+            cells = ", ".join(f"{t:,}" if t is not None else "never" for t in e["exits"])
+            base = ", ".join(f"{t:,}" if t is not None else "never" for t in e["default_exits"])
+            mean = sum(e["end"]) / len(e["end"])
+            lines.append(f"| {label} ({overrides_text(entry['overrides'])}) | {display_name(model)} | {cells} | {base} "
+                         f"| {mean:.3f} ({sum(e['default_end']) / len(e['default_end']):.3f}) | {e['change']:+.3f} "
+                         f"({e['spread']:.3f}) | {'yes' if e['passes'] else 'no'}"
+                         f"{' (worse)' if e['worse'] else ''} |")
+    taken = {label: models for label, models in adoptions.items() if models}
+    answer = ("adopt " + "; ".join(f"{label} ({', '.join(map(display_name, models))})" for label, models in taken.items())
+              if taken else "none passes")
+    lines += ["", f"**Adopted by the rule: {answer}.**" + (
+        " Adopting changes every model's training, so it belongs to the one batched rerun of the study and its "
+        "groups; until then the default recipe stands and every seed spread keeps the plateau's chance."
+        if taken else " The default recipe stands, and every seed spread keeps the plateau's chance."), ""]
+    add(verdicts, "recipe", answer,
+        f"{len(found)} ingredients, {sum(len(e['curves']) for e in found.values())} model screens at "
+        f"{max(len(c) for e in found.values() for c in e['curves'].values())} seeds each; see the section's table")
+    for group in present:
+        if group["not_run"]:
+            lines += [f"Not run yet ({group['command']} <name>): {', '.join(group['not_run'])}.", ""]
+        lines += excluded_lines(group["excluded"], group["command"])
     return lines
