@@ -96,10 +96,22 @@ def finish_plot(fig, ax, xlabel: str, ylabel: str, title: str, path: Path, plain
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    save_png(fig, path)
+
+
+def save_png(fig, path: Path) -> None:
+    """Lays the figure out and writes it atomically as PNG (every plot is a DVC output)."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def save_panels(fig, axes, ylabel: str, title: str, path: Path) -> None:
+    """A row of panels sharing one y label (on the first) and one title, written as save_png does."""
+    axes[0].set_ylabel(ylabel)
+    fig.suptitle(title, fontsize=10)
+    save_png(fig, path)
 
 
 KIND_SHORT = {"exact": "exact NLL", "bound": "NELBO bound", "denoising cross-entropy": "denoising CE"}

@@ -11,8 +11,7 @@ import matplotlib.pyplot as plt
 
 from ..analysis import PLATEAU_MARGIN, adopted, plateau_exit, recipe_effect
 from ..experiments import COMMAND
-from ..io import atomic_path
-from .format import display_name, excluded_lines, overrides_text
+from .format import display_name, excluded_lines, overrides_text, save_panels
 from .groups import is_reuse_group
 from .verdicts import add
 
@@ -145,12 +144,8 @@ def plot_recipe(default: dict[str, dict[str, list[dict]]], found: dict[str, dict
         ax.set_xlabel("training tokens")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("validation NELBO bound per token (curve rows)")
-    fig.suptitle("The recipe screen: learning curves of each ingredient's seeds against the default's", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_panels(fig, axes[0], "validation NELBO bound per token (curve rows)",
+                "The recipe screen: learning curves of each ingredient's seeds against the default's", path)
 
 
 def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigram_perplexity: float,

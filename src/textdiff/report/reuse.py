@@ -12,7 +12,7 @@ from ..io import atomic_path
 from ..models import MODELS
 from ..reuse import (PUBLISHED_HALF_LIFE, best_epochs, crossover, diffusion_wins, half_life, repetition_cost,
                      reuse_points, seed_nll_spread, series)
-from .format import KIND_SHORT, counted, display_name, excluded_lines
+from .format import KIND_SHORT, counted, display_name, excluded_lines, save_panels
 from .groups import is_reuse_group
 from .verdicts import add
 
@@ -61,12 +61,8 @@ def plot_reuse(lines: dict[tuple, list], total_rows: int, path: Path) -> None:
         ax.set_xlabel("epochs of its U")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("validation NLL per token (AR exact, diffusion ≤)")
-    fig.suptitle("Validation NLL against epochs (circles: each model's best; faint: learning curves)", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_panels(fig, axes[0], "validation NLL per token (AR exact, diffusion ≤)",
+                "Validation NLL against epochs (circles: each model's best; faint: learning curves)", path)
 
 
 def reuse_section(groups: dict[str, dict], reference: dict, total_rows: int, plot_name: str, out_dir: Path,

@@ -7,10 +7,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter
 
-from ..io import atomic_path
 from ..models import MODELS
 from ..reuse import Point
-from .format import KIND_SHORT, display_name
+from .format import KIND_SHORT, display_name, save_panels
 from .reuse import _u_label
 
 
@@ -49,9 +48,5 @@ def plot_summary(panels: dict, total_rows: int, tokens_per_epoch: int, path: Pat
         ax.set_xlabel("training tokens")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("validation NLL per token (AR exact, diffusion ≤)")
-    fig.suptitle("When does diffusion win? Below AR's best (dashed) in some panel, it would", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_panels(fig, axes[0], "validation NLL per token (AR exact, diffusion ≤)",
+                "When does diffusion win? Below AR's best (dashed) in some panel, it would", path)
