@@ -77,14 +77,18 @@ def main():
     selection = selected_runs(args.names, groups)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
-    failed, wall_s, shared = [], {}, []  # wall_s: group -> its session's wall time; shared: groups of one queue
+    failed, skipped, wall_s, shared = [], [], {}, []  # wall_s: group -> its session's wall time; shared: one queue's
     try:
         if not args.collect_only and args.jobs:
             tic = time.perf_counter()
             pairs = [(groups[name], run) for name, runs in selection.items() for run in runs]
-            for group, run in run_in_queue(pairs, args.jobs):
+            failing, removed = run_in_queue(pairs, args.jobs)
+            for group, run in failing:
                 print(f"error: {group.name} / {run} failed (`dvc queue logs {group.name}-{run}` shows why)", flush=True)
                 failed.append(f"{group.name} / {run}")
+            skipped = [f"{group.name} / {run}" for group, run in removed]
+            if skipped:
+                print(f"not run (taken out of the queue before they ran): {', '.join(skipped)}", flush=True)
             wall_s, shared = dict.fromkeys(selection, round(time.perf_counter() - tic, 1)), list(selection)
         elif not args.collect_only:
             for name, runs in selection.items():
@@ -102,7 +106,7 @@ def main():
     cores = os.cpu_count() or 1
     jobs = min(args.jobs, sum(map(len, selection.values()))) if args.jobs else None  # as run_in_queue caps it
     for name, runs in selection.items():
-        made = [run for run in runs if f"{name} / {run}" not in failed]  # a failed run's earlier experiment stays
+        made = [run for run in runs if f"{name} / {run}" not in failed + skipped]  # a failed run's earlier one stays
         session = None if args.collect_only else {
             "runs": made, "jobs": jobs or 1, "cores": cores,
             "threads_per_job": max(1, cores // jobs) if jobs else torch.get_num_threads(),

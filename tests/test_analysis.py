@@ -285,3 +285,12 @@ def test_an_ingredient_passes_only_where_every_seed_leaves_the_plateau_before_th
     assert adopted({"ar": effects["ar"], "mdlm": e}, shared=True, diffusion=["mdlm", "udlm"]) == ["ar", "mdlm"]
     assert adopted({"mdlm": e, "udlm": late}, shared=False, diffusion=["mdlm", "udlm"]) == ["mdlm"]
     assert adopted({"ar": {**e, "worse": True}, "mdlm": e}, shared=True, diffusion=["mdlm"]) == []  # AR worse
+
+
+def test_a_training_only_run_is_bound_without_a_judge_but_not_on_other_data():
+    trained = {"mdlm": {"learning_curve": [], "train_summary": {}}}
+    assert run_binding(bound_run(judge={}, models=trained), ENTRY, STUDY) == []
+    assert run_binding(bound_run(judge={}, models=trained, data={"data/packed/train.npy": "01d"}), ENTRY, STUDY) == [
+        "it trained on other packed data"]
+    evaluated = {"mdlm": {"metrics": {}, "learning_curve": []}}
+    assert run_binding(bound_run(judge={}, models=evaluated), ENTRY, STUDY) == ["its samples were scored by another judge"]

@@ -373,3 +373,13 @@ def test_a_training_only_group_collects_the_models_it_trains_and_no_evaluation(t
     groups = read_groups(path)
     assert groups["t"].models == ("mdlm", "udlm") and not groups["t"].evaluates
     assert groups["e"].models == ("ar",) and groups["e"].evaluates
+
+
+def test_a_run_taken_out_of_the_queue_did_not_run_and_did_not_fail(monkeypatch, tmp_path):
+    # Runs removed with `dvc queue remove` before they ran were reported as failed, "`dvc queue logs` shows why".
+    from textdiff.experiments import run_in_queue
+    group = queue_group(tmp_path)
+    fake = FakeQueue(monkeypatch, {"g-a": "Failed"}, interrupt=False)  # g-b: no longer in the queue
+    failed, removed = run_in_queue([(group, "a"), (group, "b")], jobs=2, cwd=tmp_path)
+    assert [run for _, run in failed] == ["a"] and [run for _, run in removed] == ["b"]
+    assert fake.refs["g-a"] == "old-a" and fake.refs["g-b"] == "old-b"  # each keeps its earlier experiment

@@ -20,11 +20,14 @@ class QueueInterrupted(KeyboardInterrupt):
         self.going_on, self.removed = going_on, removed
 
 
-def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s: float = 10.0) -> list[tuple[Group, str]]:
+def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".",
+                 poll_s: float = 10.0) -> tuple[list[tuple[Group, str]], list[tuple[Group, str]]]:
     """Runs the (group, run) pairs through DVC's own queue, in their order, `jobs` at a time (`dvc queue start
-    --jobs`; never more than there are runs), each on cores // jobs torch threads; returns the pairs that failed.
+    --jobs`; never more than there are runs), each on cores // jobs torch threads; returns the pairs that failed and
+    those that did not run.
     Runs of several groups share one queue, so no core waits for a group's last run while another group's runs
-    wait. As with run_experiment, an earlier experiment is removed only where its rerun succeeded.
+    wait. As with run_experiment, an earlier experiment is removed only where its rerun succeeded. A run taken out of
+    the queue before it ran (`dvc queue remove`) did not run; it did not fail.
 
     Ctrl-C raises QueueInterrupted: the runs waiting in the queue are removed; those running go on to their end in
     DVC's workers (a worker runs its run in a process of its own, which the runner does not own), and each keeps
@@ -82,7 +85,10 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".", poll_s:
         # still going on keeps its earlier one aside until its end is known (set_aside settles it next time).
         succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
         settle([name for name in aside if name not in going_on], succeeded, cwd)
-    return [pair for name, pair in names.items() if name not in succeeded]
+    # A run the queue no longer lists was taken out of it (`dvc queue remove`) before it ran: not run, not failed.
+    listed = queue_states(cwd)
+    return ([pair for name, pair in names.items() if name not in succeeded and name in listed],
+            [pair for name, pair in names.items() if name not in succeeded and name not in listed])
 
 
 def run_detaching(command: list[str], cwd, env) -> tuple[int, str]:

@@ -26,15 +26,21 @@ LENGTH_GROUP = "training_length"
 #: Groups with a section of their own; any other collected group gets generic_group_section.
 DEDICATED = (VARIANTS_GROUP, SEEDS_GROUP, LR_GROUP, LENGTH_GROUP, "samplers")
 REUSE_PREFIX = "data_reuse"  # data_reuse and every data_reuse_<name> group feed the data-reuse section
+RECIPE_PREFIX = "recipe"
 
 
 def is_reuse_group(name: str) -> bool:
     return name == REUSE_PREFIX or name.startswith(REUSE_PREFIX + "_")
 
 
+def is_recipe_group(name: str) -> bool:
+    """recipe and every recipe_<name> group feed the recipe screen ("Does diffusion get a fair start?")."""
+    return name == RECIPE_PREFIX or name.startswith(RECIPE_PREFIX + "_")
+
+
 def has_own_section(name: str) -> bool:
     """Whether the report has a section of its own for a group (the others get the generic one)."""
-    return name in DEDICATED or is_reuse_group(name) or name == "recipe" or name.startswith("recipe_")
+    return name in DEDICATED or is_reuse_group(name) or is_recipe_group(name)
 
 
 def file_md5(path: Path) -> str | None:

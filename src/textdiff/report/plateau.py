@@ -1,6 +1,6 @@
 """The report's "Does diffusion get a fair start?": when each likelihood model's learning curve leaves the unigram
-plateau (analysis.plateau_exit), per training seed at the default budget and at U/16 for 64 epochs, where the
-seed runs of the data-reuse groups are."""
+plateau (analysis.plateau_exit), per training seed at the default budget and where the data-reuse groups have their
+seed runs; then the recipe screen (the recipe groups' ingredients, judged by analysis.recipe_effect and adopted)."""
 from __future__ import annotations
 
 import math
@@ -11,8 +11,8 @@ import matplotlib.pyplot as plt
 
 from ..analysis import PLATEAU_MARGIN, adopted, plateau_exit, recipe_effect
 from ..experiments import COMMAND
-from .format import display_name, excluded_lines, overrides_text, save_panels
-from .groups import is_reuse_group
+from .format import counted, display_name, excluded_lines, overrides_text, save_panels
+from .groups import is_recipe_group, is_reuse_group
 from .verdicts import add
 
 HEADING = "Does diffusion get a fair start?"
@@ -103,13 +103,6 @@ def fair_start_section(curves: dict[str, dict[str, list[dict]]], reuse_curves: d
     return lines + [""]
 
 
-RECIPE_PREFIX = "recipe"  # recipe and every recipe_<name> group feed the recipe screen
-
-
-def is_recipe_group(name: str) -> bool:
-    return name == RECIPE_PREFIX or name.startswith(RECIPE_PREFIX + "_")
-
-
 def ingredients(groups: dict) -> dict[str, dict]:
     """Ingredient label -> {"overrides", "curves": model -> seed label -> curve} from the recipe groups' bound runs
     (a run's label without its -seed<N> suffix; the default seed is seed 0)."""
@@ -128,7 +121,8 @@ def ingredients(groups: dict) -> dict[str, dict]:
     return found
 
 
-def plot_recipe(default: dict[str, dict[str, list[dict]]], found: dict[str, dict], models: list[str], path: Path) -> None:
+def plot_recipe(default: dict[str, dict[str, list[dict]]], found: dict[str, dict], models: list[str],
+                unigram_nll: float, path: Path) -> None:
     """Each diffusion model's learning curves: the default recipe's seeds (grey) and each ingredient's (a colour each),
     against training tokens, with the unigram level the plateau sits on."""
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6 * max(1, len(models)), 4.2), dpi=110, squeeze=False)
@@ -140,6 +134,9 @@ def plot_recipe(default: dict[str, dict[str, list[dict]]], found: dict[str, dict
             for i, curve in enumerate(entry["curves"].get(model, {}).values()):
                 ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color=f"C{color}",
                         linewidth=1, alpha=0.8, label=label if i == 0 else None)
+        ax.axhline(unigram_nll, color="k", linestyle=":", linewidth=1, label="unigram model")
+        ax.axhline(unigram_nll - PLATEAU_MARGIN, color="k", linestyle="--", linewidth=0.8,
+                   label=f"{PLATEAU_MARGIN} nats below: off the plateau")
         ax.set_title(display_name(model), fontsize=9)
         ax.set_xlabel("training tokens")
         ax.grid(alpha=0.3)
@@ -157,7 +154,8 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
                  for name, runs in (listed or {}).items() if is_recipe_group(name)}, **groups}
     found = ingredients(groups)
     diffusion = [name for name, kind in kinds.items() if kind == "bound"]
-    plot_recipe(default, found, diffusion, out_dir / plot_name)
+    unigram_nll = math.log(unigram_perplexity)
+    plot_recipe(default, found, diffusion, unigram_nll, out_dir / plot_name)
     present = [g for name, g in groups.items() if is_recipe_group(name)]
     lines = ["### The recipe screen", ""]
     if not found:
@@ -165,7 +163,6 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
         return lines + ["No run of the recipe groups is bound to this study yet: "
                         + ("; ".join(f"`{g['command']}`" for g in present) or "params.yaml defines none") + "."] + \
             [line for g in present for line in excluded_lines(g["excluded"], g["command"])] + [""]
-    unigram_nll = math.log(unigram_perplexity)
     lines += ["Each ingredient of the diffusion literature's recipe that might shorten the plateau, trained at the "
               "default budget with the default's seeds (training and learning curves only). The rule, for each "
               "model: an ingredient **passes** where every seed of it leaves the plateau (in training tokens) before "
@@ -176,10 +173,11 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
               "each model it passes for.", "", f"![the recipe screen]({plot_name})", "",
               "| ingredient | model | leaves the plateau at (tokens, each seed) | default's seeds | last figure, mean "
               "(default's) | change (default's spread) | passes |", "|---|---|---|---|---|---|---|"]
-    adoptions = {}
+    adoptions, judged = {}, []
     for label, entry in found.items():
         effects = {model: recipe_effect(default[model], curves, unigram_nll)
                    for model, curves in entry["curves"].items() if model in default}
+        judged += effects.values()
         shared = any(kinds.get(model) == "exact" for model in effects)
         adoptions[label] = adopted(effects, shared, diffusion)
         for model, e in effects.items():
@@ -197,9 +195,15 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
         " Adopting changes every model's training, so it belongs to the one batched rerun of the study and its "
         "groups; until then the default recipe stands and every seed spread keeps the plateau's chance."
         if taken else " The default recipe stands, and every seed spread keeps the plateau's chance."), ""]
+    pending = sorted({re.sub(r"-seed\d+$", "", run) for g in present for run in g["not_run"]})
+    seeds = max(len(c) for e in found.values() for c in e["curves"].values())
+    outcome = ", ".join(f"{counted(sum(e[key] for e in judged), 'screen')} {words}" for key, words in
+                        (("leaves_earlier", "left the plateau earlier in every seed"),
+                         ("better", "ended lower beyond the default's seed spread"),
+                         ("worse", "ended higher beyond it")))
     add(verdicts, "recipe", answer,
-        f"{len(found)} ingredients, {sum(len(e['curves']) for e in found.values())} model screens at "
-        f"{max(len(c) for e in found.values() for c in e['curves'].values())} seeds each; see the section's table")
+        f"screened at {seeds} seeds: {', '.join(found)} ({counted(len(judged), 'model screen')}: {outcome})"
+        + (f"; not run yet: {', '.join(pending)}" if pending else ""))
     for group in present:
         if group["not_run"]:
             lines += [f"Not run yet ({group['command']} <name>): {', '.join(group['not_run'])}.", ""]
