@@ -52,7 +52,8 @@ def run_binding(run: dict, entry: dict | None, study: dict) -> list[str]:
         reasons.append(f"it ran other code ({', '.join(code[:3])}{' …' if len(code) > 3 else ''})")
     # A training-only run (its models carry learning curves, no evaluation) scored no samples: no judge behind it.
     judged = not run.get("models") or any("metrics" in model for model in run["models"].values())
-    for kind, what in (("data", "it trained on other packed data"), ("judge", "its samples were scored by another judge")):
+    for kind, what in (("data", "it trained on other packed data"),
+                       ("judge", "its samples were scored by another judge")):
         if kind == "judge" and not judged:
             continue
         if not run[kind] or any(study["md5"].get(path) != md5 for path, md5 in run[kind].items()):

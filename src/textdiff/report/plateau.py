@@ -99,7 +99,8 @@ def fair_start_section(curves: dict[str, dict[str, list[dict]]], reuse_curves: d
         + "".join(f" (AR: step {', '.join(_cell(x) for x in e.values())})" for e in exact))
     if reuse_curves:
         more, _ = _table(reuse_curves, unigram_nll)
-        lines += ["", f"At {reuse_label} (the data-reuse groups' seed runs; one epoch is a few dozen steps):", ""] + more
+        lines += ["", f"At {reuse_label} (the data-reuse groups' seed runs; one epoch is a few dozen steps):", "",
+                  *more]
     return lines + [""]
 
 
@@ -189,7 +190,8 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
                          f"({e['spread']:.3f}) | {'yes' if e['passes'] else 'no'}"
                          f"{' (worse)' if e['worse'] else ''} |")
     taken = {label: models for label, models in adoptions.items() if models}
-    answer = ("adopt " + "; ".join(f"{label} ({', '.join(map(display_name, models))})" for label, models in taken.items())
+    answer = ("adopt " + "; ".join(f"{label} ({', '.join(map(display_name, models))})"
+                                   for label, models in taken.items())
               if taken else "none passes")
     lines += ["", f"**Adopted by the rule: {answer}.**" + (
         " Adopting changes every model's training, so it belongs to the one batched rerun of the study and its "

@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..analysis import (SAME_WITHIN, TIE, against_spread, ratio_per_seed, best_at_equal_time, closest_to_real_text, distance_to_real_text,
-                        few_step_comparison, noise_injection)
+from ..analysis import (SAME_WITHIN, TIE, against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text,
+                        few_step_comparison, noise_injection, ratio_per_seed)
 from ..evaluate import TIMING_SPREAD_LIMIT
 from ..models import MODELS
 from .format import (KIND_SHORT, TIMED_APART, apart_mark, counted, display_name, excluded_lines, finish_plot, gen_time,
