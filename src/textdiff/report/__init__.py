@@ -2,8 +2,10 @@
 
 build_report reads every input and writes the files; the modules render: format (cells and plot styling
 shared by all), study (the main study's tables, plots and report.md), groups (the experiment groups:
-seeds, learning rates, training length, and which collected runs are bound to this study) and variants
-(SDD's diagnostics and variants). The verdicts themselves are computed in textdiff.analysis."""
+seeds, learning rates, training length, and which collected runs are bound to this study), variants
+(SDD's diagnostics and variants), samplers and reuse (their sections), plateau (the fair start and the recipe
+screen), summary (the opening plot) and verdicts (the opening table, which every section adds its verdict to).
+The verdicts themselves are computed in textdiff.analysis, textdiff.samplers and textdiff.reuse."""
 from __future__ import annotations
 
 import os
@@ -21,20 +23,18 @@ from ..analysis import closest_to_real_text, headline_metrics, seed_spread  # no
 from ..errors import DataError  # noqa: E402
 from ..experiments import read_groups  # noqa: E402
 from ..io import read_json, write_json, write_text  # noqa: E402
-from .inputs import collected_group, model_metrics, numeric_csv, reference_metrics  # noqa: E402
+from ..reuse import reuse_points  # noqa: E402
 from .groups import (LENGTH_GROUP, SEEDS_GROUP, VARIANTS_GROUP, group_runs, groups_table, is_reuse_group,  # noqa: E402
-                     length_runs,
-                     plot_length_samples, seed_runs, spreads_by_label, training_length_section)
+                     length_runs, plot_length_samples, seed_runs, spreads_by_label, training_length_section)
+from .inputs import collected_group, model_metrics, numeric_csv, reference_metrics  # noqa: E402
+from .plateau import curves_by_seed, fair_start_section, recipe_lines, reuse_seed_curves  # noqa: E402
+from .reuse import reuse_section, u_label  # noqa: E402
+from .samplers import samplers_section  # noqa: E402
 from .study import (labelled_rows, plot_learning_curves, plot_quality, plot_training_loss,  # noqa: E402
                     render_report, results_table)
-from .plateau import curves_by_seed, fair_start_section, recipe_lines, reuse_seed_curves  # noqa: E402
-from .reuse import _u_label, reuse_section  # noqa: E402
 from .summary import plot_summary, regimes  # noqa: E402
-from ..reuse import reuse_points  # noqa: E402
-from .verdicts import verdict_table  # noqa: E402
-from .samplers import samplers_section  # noqa: E402
 from .variants import plot_variants  # noqa: E402
-
+from .verdicts import verdict_table  # noqa: E402
 
 def build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_dir="timings",
                  experiments_dir="eval/experiments", params_path="params.yaml") -> None:
@@ -77,7 +77,8 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     defined = read_groups(params_path)
     # Every collected group: those params.yaml defines, in its order, then any it no longer defines.
     names = [*defined, *sorted(p.stem for p in Path(experiments_dir).glob("*.json") if p.stem not in defined)]
-    collected = {name: collected_group(path) for name in names if (path := Path(experiments_dir) / f"{name}.json").exists()}
+    collected = {name: collected_group(path) for name in names
+                 if (path := Path(experiments_dir) / f"{name}.json").exists()}
     groups = {name: group_runs(c, raw_params, defined) for name, c in collected.items()}
     write_text(out_dir / "experiments.md", groups_table(collected, groups))
     group = groups.get(VARIANTS_GROUP)
@@ -109,7 +110,7 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     listed = {name: list(group.runs) for name, group in defined.items()}
     plateau_lines = fair_start_section(
         default_curves, reuse_curves, pack_stats["unigram_valid_perplexity"],
-        f"{_u_label(reuse_at[0], pack_stats['train_rows'])} for {reuse_at[1]:g} epochs" if reuse_at else "",
+        f"{u_label(reuse_at[0], pack_stats['train_rows'])} for {reuse_at[1]:g} epochs" if reuse_at else "",
         kinds, verdicts) + recipe_lines(groups, default_curves, pack_stats["unigram_valid_perplexity"], kinds,
                                         "recipe.png", out_dir, listed, verdicts)
     length_lines = training_length_section(runs_by_length, by_seed, groups.get(LENGTH_GROUP), reference,
@@ -131,8 +132,8 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     write_text(out_dir / "verdicts.md", verdict_table(verdicts, "reports/report.md"))  # README's findings table
 
 
-README_BLOCKS = {"verdicts": "reports/verdicts.md", "results": "reports/results.md", "benchmarks": "reports/benchmarks/summary.md",
-                 "experiments": "reports/experiments.md"}
+README_BLOCKS = {"verdicts": "reports/verdicts.md", "results": "reports/results.md",
+                 "benchmarks": "reports/benchmarks/summary.md", "experiments": "reports/experiments.md"}
 
 
 def replace_block(readme: str, name: str, content: str) -> str:

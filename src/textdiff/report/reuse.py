@@ -17,7 +17,7 @@ from .groups import is_reuse_group
 from .verdicts import add
 
 
-def _u_label(unique_rows: int | None, total_rows: int, width: int | None = None) -> str:
+def u_label(unique_rows: int | None, total_rows: int, width: int | None = None) -> str:
     share = "all rows" if unique_rows is None else f"U = {unique_rows:,} rows (1/{round(total_rows / unique_rows)})"
     return share + (f", d_model {width}" if width else "")
 
@@ -57,7 +57,7 @@ def plot_reuse(lines: dict[tuple, list], total_rows: int, path: Path) -> None:
         ax.xaxis.set_major_locator(FixedLocator(run_epochs))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(_u_label(unique_rows, total_rows, width), fontsize=9)
+        ax.set_title(u_label(unique_rows, total_rows, width), fontsize=9)
         ax.set_xlabel("epochs of its U")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -116,7 +116,7 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
         cells = ", ".join(f"{p.epochs:g}: {p.nll:.3f}" for p in line)
         lowest = f"{b['curve_lowest_epochs']:.1f} epochs" if b["curve_lowest_epochs"] is not None else "–"
         rises = f"{b['rises_from']:g} epochs" if b["rises_from"] is not None else "no rise"
-        body.append(f"| {display_name(model)} | {_u_label(unique_rows, total_rows, width)} | {len(line)} "
+        body.append(f"| {display_name(model)} | {u_label(unique_rows, total_rows, width)} | {len(line)} "
                     f"| {cells} ({KIND_SHORT[line[0].kind]}) | {b['best'].epochs:g} "
                     f"| {rises} | {lowest} "
                     f"| {m['sample_judge_perplexity']:.1f} | {m['sample_entropy']:.2f}"
@@ -140,7 +140,7 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
         for model, v in c["models"].items():
             cells.append(f"{display_name(model)} at {v['reached'].epochs:g} epochs ({v['reached'].tokens:,} tokens)"
                          if v["reached"] else f"{display_name(model)} not reached within {v['max_epochs']:g} epochs")
-        body.append(f"- {_u_label(u, total_rows, width)}: AR's best {c['exact_best'].nll:.3f} at "
+        body.append(f"- {u_label(u, total_rows, width)}: AR's best {c['exact_best'].nll:.3f} at "
                     f"{c['exact_best'].epochs:g} epochs; " + "; ".join(cells) + ".")
     body += ["", "Data-reuse half-life R* (epochs), fitted per model to L = c + B·D'^-β with D' = U + U·R*·(1 − "
              "e^(−(E−1)/R*)) over its points before its NLL rises (published: AR about "
@@ -161,7 +161,7 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
     if spread:
         seeded = sorted({(p.unique_rows, p.epochs, p.width) for p in points if p.seed is not None},
                         key=lambda k: (k[2] or 0, k[0] or 0, k[1]))
-        where = ", ".join(f"{_u_label(u, total_rows, width)} at {e:g} epochs" for u, e, width in seeded)
+        where = ", ".join(f"{u_label(u, total_rows, width)} at {e:g} epochs" for u, e, width in seeded)
         ranges = "; ".join(f"{display_name(model)} {s['min']:.3f} to {s['max']:.3f} ({s['max'] - s['min']:.3f} "
                            f"nats over {s['seeds']} seeds)" for model, s in sorted(spread.items()))
         body += ["", f"Spread of validation NLL over training seeds ({where}; the same rows, other initial weights "
@@ -175,7 +175,7 @@ def _section_body(points, reference, total_rows, plot_name, out_dir, pending: in
         gap, u, model, best, ar_best = min(gaps, key=lambda g: g[0])
         widest = max((s["max"] - s["min"] for s in spread.values()), default=None) if spread else None
         add(verdicts, "reuse", f"{verdict['answer']}{so_far}",
-            f"closest: {display_name(model)} at {_u_label(u, total_rows)}, {best.epochs:g} epochs, ≤ {best.nll:.3f} "
+            f"closest: {display_name(model)} at {u_label(u, total_rows)}, {best.epochs:g} epochs, ≤ {best.nll:.3f} "
             f"against AR's best {ar_best.nll:.3f} ({ar_best.epochs:g} epochs): {gap:+.3f} nats"
             + (f"; seed spread up to {widest:.3f}" if widest is not None else ""))
     body += ["", f"**Does diffusion win when data repeats? {verdict['answer']}{so_far}.** The rule: at some U, a diffusion "

@@ -10,7 +10,7 @@ from matplotlib.ticker import NullFormatter
 from ..models import MODELS
 from ..reuse import Point
 from .format import KIND_SHORT, display_name, save_panels
-from .reuse import _u_label
+from .reuse import u_label
 
 
 def regimes(fresh: dict[str, list[tuple[int, float, str]]], points: list[Point]) -> dict:
@@ -44,7 +44,7 @@ def plot_summary(panels: dict, total_rows: int, tokens_per_epoch: int, path: Pat
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap within a decade
         ax.set_title(f"every row ({total_rows:,}; the longest runs see each about {epochs_of_all:.0f} times)"
-                     if unique_rows is None else f"repeated data: {_u_label(unique_rows, total_rows)}", fontsize=9)
+                     if unique_rows is None else f"repeated data: {u_label(unique_rows, total_rows)}", fontsize=9)
         ax.set_xlabel("training tokens")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
