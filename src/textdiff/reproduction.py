@@ -46,16 +46,17 @@ def reproduction(committed_lock: dict, rerun_lock: dict, diff: dict[str, dict], 
             continue  # a model or figure only one of the two studies has
         figures.setdefault(model, {})[key] = figure_verdict(
             values["old"], values["new"], spread.get(model, {}).get(SPREAD_FIGURE.get(key, key)))
-    order = list(SPREAD_FIGURE)  # dvc metrics diff lists figures in no fixed order
-    figures = {model: dict(sorted(figures[model].items(), key=lambda item: order.index(item[0])
-                                  if item[0] in order else len(order)))
-               for model in sorted(figures, key=lambda m: list(spread).index(m) if m in spread else len(spread))}
+    # dvc metrics diff lists figures in no fixed order: models as the report lists them, figures as metrics.json
+    models = [*(m for m in spread if m in figures), *sorted(set(figures) - set(spread))]
     result = {}
-    for model in [*figures, "judge"]:
+    for model in [*models, "judge"]:
         path = WEIGHTS.format(model)
         committed_md5 = output_md5(committed_lock, path)
         bitwise = committed_md5 is not None and committed_md5 == output_md5(rerun_lock, path)
-        result[model] = {"weights": "bitwise" if bitwise else "other weights", "figures": figures.get(model, {})}
+        own = figures.get(model, {})
+        result[model] = {"weights": "bitwise" if bitwise else "other weights",
+                         "figures": {key: own[key] for key in [*SPREAD_FIGURE, *sorted(set(own) - set(SPREAD_FIGURE))]
+                                     if key in own}}
     return result
 
 

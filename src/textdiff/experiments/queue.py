@@ -85,10 +85,10 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".",
         # still going on keeps its earlier one aside until its end is known (set_aside settles it next time).
         succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
         settle([name for name in aside if name not in going_on], succeeded, cwd)
-    # A run the queue no longer lists was taken out of it (`dvc queue remove`) before it ran: not run, not failed.
-    listed = queue_states(cwd)
-    return ([pair for name, pair in names.items() if name not in succeeded and name in listed],
-            [pair for name, pair in names.items() if name not in succeeded and name not in listed])
+    # A run DVC does not call Failed was taken out of the queue (`dvc queue remove`) before it ran: not run.
+    failed = {name for name, state in queue_states(cwd).items() if state == "Failed"}
+    return ([pair for name, pair in names.items() if name not in succeeded and name in failed],
+            [pair for name, pair in names.items() if name not in succeeded and name not in failed])
 
 
 def run_detaching(command: list[str], cwd, env) -> tuple[int, str]:
