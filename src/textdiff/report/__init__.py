@@ -105,14 +105,14 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
     write_json(out_dir / "seed_spread.json", spread)  # the yardstick of a rerun's reproduction verdict
     verdicts: list[dict] = []  # each section adds the verdict it decides (report.verdicts)
     kinds = {name: m["perplexity_kind"] for name, m in metrics.items()}
-    reuse_at, reuse_curves = reuse_seed_curves(groups)
+    reuse_at, reuse_curves = reuse_seed_curves(groups, raw_params["seed"])
     default_curves = curves_by_seed(curves, metrics, groups.get(SEEDS_GROUP), raw_params["seed"])
     listed = {name: list(group.runs) for name, group in defined.items()}
     plateau_lines = fair_start_section(
         default_curves, reuse_curves, pack_stats["unigram_valid_perplexity"],
         f"{u_label(reuse_at[0], pack_stats['train_rows'])} for {reuse_at[1]:g} epochs" if reuse_at else "",
         kinds, verdicts) + recipe_lines(groups, default_curves, pack_stats["unigram_valid_perplexity"], kinds,
-                                        "recipe.png", out_dir, listed, verdicts)
+                                        "recipe.png", out_dir, listed, verdicts, raw_params["seed"])
     length_lines = training_length_section(runs_by_length, by_seed, groups.get(LENGTH_GROUP), reference,
                                            "training_length_nll.png", "training_length_samples.png", verdicts)
     sampler_lines = samplers_section(groups, metrics, sweeps, reference, spread, "samplers.png", out_dir, verdicts)

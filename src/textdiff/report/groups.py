@@ -70,12 +70,17 @@ def group_runs(collected: dict, raw_params: dict, defined: dict, root: Path = Pa
             "not_run": collected["not_run"], "sessions": collected_sessions(collected)}
 
 
+def seed_label(overrides: dict, seed: int) -> str:
+    """How tables name a run's training seed: the seed it set, else the study's (seed)."""
+    return f"seed {overrides.get('seed', seed)}"
+
+
 def seed_runs(metrics: dict[str, dict], seeds: dict | None, seed: int) -> dict[str, dict[str, dict]]:
     """Seed label -> model -> metrics: this pipeline's run (its seed) and each seed run bound to this study."""
-    by_seed = {f"seed {seed}": metrics}
+    by_seed = {seed_label({}, seed): metrics}
     for run in (seeds or {"runs": {}})["runs"].values():
-        label = "seed " + ", ".join(str(v) for v in run["overrides"].values())
-        by_seed[label] = {name: model["metrics"] for name, model in run["models"].items() if name in metrics}
+        by_seed[seed_label(run["overrides"], seed)] = {name: model["metrics"] for name, model in run["models"].items()
+                                                      if name in metrics}
     return by_seed
 
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from ..analysis import PLATEAU_MARGIN, adopted, plateau_exit, recipe_effect
 from ..experiments import COMMAND
 from .format import counted, display_name, excluded_lines, overrides_text, save_panels
-from .groups import is_recipe_group, is_reuse_group
+from .groups import is_recipe_group, is_reuse_group, seed_label
 from .verdicts import add
 
 HEADING = "Does diffusion get a fair start?"
@@ -23,9 +23,9 @@ def curves_by_seed(curves: dict[str, list[dict]], metrics: dict[str, dict], seed
     """Likelihood model -> seed label -> its learning curve at the default budget: this pipeline's run and the
     seeds group's bound runs. (SDD's curve is a denoising cross-entropy, not comparable with an NLL.)"""
     likelihood = [name for name, m in metrics.items() if m["perplexity_kind"] in ("exact", "bound")]
-    found = {name: {f"seed {seed}": curves[name]} for name in likelihood}
+    found = {name: {seed_label({}, seed): curves[name]} for name in likelihood}
     for run in (seeds or {"runs": {}})["runs"].values():
-        label = "seed " + ", ".join(str(v) for v in run["overrides"].values())
+        label = seed_label(run["overrides"], seed)
         for name in likelihood:
             curve = run["models"].get(name, {}).get("learning_curve")
             if curve:
@@ -33,9 +33,9 @@ def curves_by_seed(curves: dict[str, list[dict]], metrics: dict[str, dict], seed
     return found
 
 
-def reuse_seed_curves(groups: dict) -> tuple[tuple[int, float] | None, dict[str, dict[str, list[dict]]]]:
+def reuse_seed_curves(groups: dict, seed: int) -> tuple[tuple[int, float] | None, dict[str, dict[str, list[dict]]]]:
     """The (U rows, epochs) at which the data-reuse groups have runs with other seeds, and there model -> seed label
-    -> learning curve of every bound run at the default width (the default seed as 0)."""
+    -> learning curve of every bound run at the default width (seed: the study's, for runs that set none)."""
     runs = [run for name, group in groups.items() if is_reuse_group(name) for run in group["runs"].values()
             if "train.d_model" not in run["overrides"]]
     seeded = {(run["overrides"].get("train.unique_rows"), run["overrides"].get("train.epochs"))
@@ -49,7 +49,7 @@ def reuse_seed_curves(groups: dict) -> tuple[tuple[int, float] | None, dict[str,
         if (o.get("train.unique_rows"), o.get("train.epochs")) == at:
             for model, data in run["models"].items():
                 if data.get("learning_curve") and data["metrics"]["perplexity_kind"] in ("exact", "bound"):
-                    found.setdefault(model, {})[f"seed {o.get('seed', 0)}"] = data["learning_curve"]
+                    found.setdefault(model, {})[seed_label(o, seed)] = data["learning_curve"]
     return at, found
 
 
@@ -89,14 +89,15 @@ def fair_start_section(curves: dict[str, dict[str, list[dict]]], reuse_curves: d
     table, exits = _table(curves, unigram_nll)
     lines += table
     diffusion = {name: e for name, e in exits.items() if kinds[name] == "bound"}
-    exact = [e for name, e in exits.items() if kinds[name] == "exact"]
+    exact = {name: e for name, e in exits.items() if kinds[name] == "exact"}
     stuck = {name: sum(x["step"] is None for x in e.values()) for name, e in diffusion.items()}
     answer = ("no" if any(stuck.values()) else "yes")
     add(verdicts, "fair_start", answer,
         "; ".join(f"{display_name(name)} left it in {len(e) - stuck[name]} of {len(e)} seeds ("
                   + ", ".join(f"{label}: {_cell(x)}" for label, x in sorted(e.items())) + ")"
                   for name, e in diffusion.items())
-        + "".join(f" (AR: step {', '.join(_cell(x) for x in e.values())})" for e in exact))
+        + "".join(f" ({display_name(name)}: step {', '.join(_cell(x) for x in e.values())})"
+                  for name, e in exact.items()))
     if reuse_curves:
         more, _ = _table(reuse_curves, unigram_nll)
         lines += ["", f"At {reuse_label} (the data-reuse groups' seed runs; one epoch is a few dozen steps):", "",
@@ -104,21 +105,25 @@ def fair_start_section(curves: dict[str, dict[str, list[dict]]], reuse_curves: d
     return lines + [""]
 
 
-def ingredients(groups: dict) -> dict[str, dict]:
+def ingredient_of(run_name: str) -> str:
+    """A recipe run's ingredient: its name without the -seed<N> suffix."""
+    return re.sub(r"-seed\d+$", "", run_name)
+
+
+def ingredients(groups: dict, seed: int) -> dict[str, dict]:
     """Ingredient label -> {"overrides", "curves": model -> seed label -> curve} from the recipe groups' bound runs
-    (a run's label without its -seed<N> suffix; the default seed is seed 0)."""
+    (seed: the study's, for runs that set none)."""
     found: dict[str, dict] = {}
     for name, group in groups.items():
         if not is_recipe_group(name):
             continue
         for run_name, run in group["runs"].items():
-            label = re.sub(r"-seed\d+$", "", run_name)
+            label = ingredient_of(run_name)
             overrides = {k: v for k, v in run["overrides"].items() if k != "seed"}
             entry = found.setdefault(label, {"overrides": overrides, "curves": {}})
             for model, data in run["models"].items():
                 if data.get("learning_curve"):
-                    entry["curves"].setdefault(model, {})[f"seed {run['overrides'].get('seed', 0)}"] = \
-                        data["learning_curve"]
+                    entry["curves"].setdefault(model, {})[seed_label(run["overrides"], seed)] = data["learning_curve"]
     return found
 
 
@@ -148,12 +153,12 @@ def plot_recipe(default: dict[str, dict[str, list[dict]]], found: dict[str, dict
 
 def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigram_perplexity: float,
                  kinds: dict[str, str], plot_name: str, out_dir: Path, listed: dict[str, list[str]] | None = None,
-                 verdicts: list | None = None) -> list[str]:
+                 verdicts: list | None = None, seed: int = 0) -> list[str]:
     """The recipe screen's part of the section (its plot is written in every case, a DVC output). listed: the runs
     of each group params.yaml defines, so that a recipe group nobody has collected yet counts as runs to come."""
     groups = {**{name: {"runs": {}, "excluded": {}, "not_run": list(runs), "command": f"{COMMAND} {name}"}
                  for name, runs in (listed or {}).items() if is_recipe_group(name)}, **groups}
-    found = ingredients(groups)
+    found = ingredients(groups, seed)
     diffusion = [name for name, kind in kinds.items() if kind == "bound"]
     unigram_nll = math.log(unigram_perplexity)
     plot_recipe(default, found, diffusion, unigram_nll, out_dir / plot_name)
@@ -197,7 +202,7 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
         " Adopting changes every model's training, so it belongs to the one batched rerun of the study and its "
         "groups; until then the default recipe stands and every seed spread keeps the plateau's chance."
         if taken else " The default recipe stands, and every seed spread keeps the plateau's chance."), ""]
-    pending = sorted({re.sub(r"-seed\d+$", "", run) for g in present for run in g["not_run"]})
+    pending = sorted({ingredient_of(run) for g in present for run in g["not_run"]})
     seeds = max(len(c) for e in found.values() for c in e["curves"].values())
     outcome = ", ".join(f"{counted(sum(e[key] for e in judged), 'screen')} {words}" for key, words in
                         (("leaves_earlier", "left the plateau earlier in every seed"),

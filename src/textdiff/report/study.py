@@ -179,7 +179,7 @@ def equal_time_paragraph(ranking: dict, reference: dict, spread: dict | None = N
             f". Real validation text scores judge perplexity {reference['judge_perplexity']:.1f}.")
     first, second = ranking["picks"][:2] if len(ranking["picks"]) > 1 else (None, None)
     add(verdicts, "writes_best", display_name(ranking["picks"][0]["model"]),
-        "distance to real text of each model's best setting within " f"{ranking['budget_ms']:.0f} ms: "
+        f"distance to real text of each model's best setting within {ranking['budget_ms']:.0f} ms: "
         + ", ".join(f"{display_name(p['model'])} {p['distance']:.2f}{' (repetitive)' if p['repetitive'] else ''}"
                     for p in ranking["picks"]))
     at_default = first and all((p["steps"], p["temperature"]) == (defaults or {}).get(p["model"])
@@ -347,7 +347,7 @@ def render_report(metrics, samples, manifest, pack_stats, table: str, plot_name:
             seeds_note = f"; each seed's own ratio {low:.2f}–{high:.2f}"
         else:
             gap_note = seeds_note = ""
-        add(verdicts, "default_gap", f"≤ {b['perplexity'] / e['perplexity']:.2f}x AR's perplexity",
+        add(verdicts, "default_gap", f"≤ {b['perplexity'] / e['perplexity']:.2f}x {display_name(exact)}'s perplexity",
             f"{display_name(bound)} ≤ {b['perplexity']:.1f} against {display_name(exact)} {e['perplexity']:.1f}"
             f"{seeds_note}; a unigram model scores {pack_stats['unigram_valid_perplexity']:.1f}")
         lines += ["", f"{display_name(bound)}'s NELBO bound against {display_name(exact)}'s exact perplexity: "
