@@ -81,6 +81,13 @@ def test_a_number_yaml_read_as_a_string_says_so_and_how_to_write_it(micro_raw):
     assert parse_params(micro_raw).scale.lr == 0.001
 
 
+def test_a_quoted_number_without_an_exponent_is_told_to_lose_its_quotes(micro_raw):
+    micro_raw["scales"]["cpu"]["lr"] = "0.001"
+    with pytest.raises(ParamError) as error:
+        parse_params(micro_raw)
+    assert str(error.value) == "params.yaml: scales.cpu.lr is the string '0.001', not a number: remove its quotes, got '0.001'"
+
+
 def test_a_seed_too_large_for_the_step_generators_is_refused(micro_raw):
     micro_raw["seed"] = 10**14
     with pytest.raises(ParamError, match=r"seed must be an integer \[0, 4294967295\]"):
@@ -107,9 +114,9 @@ def test_the_seed_scale_sees_its_data_under_one_and_a_half_times_and_warns_on_th
     tokens_per_story = sum(len(e.ids) for e in tokenizer.encode_batch(stories[3000:4000])) / 1000
     hub_epochs = tokens_seen / (HUB_TRAIN_STORIES * tokens_per_story)
     assert hub_epochs < 1.5
-    assert epochs_warning("sdd", tokens_seen, HUB_TRAIN_STORIES * tokens_per_story, params) is None
+    assert epochs_warning("sdd", tokens_seen, HUB_TRAIN_STORIES * tokens_per_story, params, "scales.seed.steps") is None
     # Pointed at the 7,000-story offline copy instead, it would pass over every token dozens of times: warned.
     offline_tokens = int(len(stories) * tokens_per_story)
-    warning = epochs_warning("sdd", tokens_seen, offline_tokens, params)
+    warning = epochs_warning("sdd", tokens_seen, offline_tokens, params, "scales.seed.steps")
     assert warning.startswith("warning: sdd sees its") and "scales.seed.train_stories" in warning
     assert tokens_seen / offline_tokens > 40

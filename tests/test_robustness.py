@@ -234,6 +234,18 @@ def test_ctrl_c_ends_a_stage_with_one_line_and_exit_130(tmp_path):
     assert result.stderr.startswith("interrupted: ") and not (tmp_path / "timing.json").exists()
 
 
+def test_ctrl_c_while_a_stage_is_still_importing_is_one_line_and_exit_130(tmp_path):
+    # The interrupt lands after cli's first lines, while the stage's imports still run (torch's take seconds).
+    script = tmp_path / "stage.py"
+    script.write_text("import os, signal\nimport textdiff.cli\nos.kill(os.getpid(), signal.SIGINT)\n"
+                      "import time\ntime.sleep(30)\n")
+    result = subprocess.run([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 130
+    assert result.stderr.splitlines() == ["interrupted: the stage stopped while starting, before it read or wrote "
+                                          "anything"]
+
+
 def test_a_warmup_that_outlasts_the_run_warns_and_the_summary_states_the_peak_reached(tmp_path, capsys):
     import dataclasses
 
@@ -253,11 +265,11 @@ def test_a_warmup_that_outlasts_the_run_warns_and_the_summary_states_the_peak_re
 def test_a_cpu_run_that_would_take_hours_says_so_with_its_estimate():
     from textdiff.train import cpu_time_notice
 
-    notice = cpu_time_notice("sdd", torch.device("cpu"), 14.0, 9997)
-    assert notice == ("notice: sdd on the CPU takes 14.0 s a step, about 39 h for its 9,997 steps left; this scale "
-                      "is meant for a GPU (train.device: cuda)")
-    assert cpu_time_notice("sdd", torch.device("cpu"), 0.5, 400) is None
-    assert cpu_time_notice("sdd", torch.device("cuda"), 14.0, 9997) is None
+    notice = cpu_time_notice("sdd", torch.device("cpu"), 14.0, 9997, "scales.seed.steps")
+    assert notice == ("notice: sdd on the CPU takes 14 s a step, about 39 h for its 9,997 steps left: lower "
+                      "scales.seed.steps, or train on a GPU (train.device: cuda)")
+    assert cpu_time_notice("sdd", torch.device("cpu"), 0.5, 400, "scales.cpu.steps") is None
+    assert cpu_time_notice("sdd", torch.device("cuda"), 14.0, 9997, "scales.seed.steps") is None
 
 
 @pytest.mark.parametrize("field, value, message", [

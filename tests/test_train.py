@@ -1,4 +1,6 @@
 import dataclasses
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -69,14 +71,25 @@ def test_a_run_of_more_than_four_epochs_warns_in_one_line_naming_the_key(micro_p
     assert "warning" not in capsys.readouterr().out
 
 
-def test_resume_after_interruption_gives_identical_weights(micro_params, rows_path, tmp_path):
+def with_recipe(params, **recipe):
+    return dataclasses.replace(params, train=dataclasses.replace(params.train, **recipe))
+
+
+# Every ingredient of the recipe at once: dropout's draws, the weight average and the scaled init must all resume.
+FULL_RECIPE = {"dropout": 0.2, "ema_decay": 0.5, "scaled_residual_init": True}
+
+
+@pytest.mark.parametrize("recipe", [{}, FULL_RECIPE], ids=["default", "every-ingredient"])
+def test_resume_after_interruption_gives_identical_weights(recipe, micro_params, rows_path, tmp_path):
     valid = tmp_path / "valid.npy"
     save_rows(valid, np.random.default_rng(1).integers(4, 20, size=(20, 16)).astype(np.uint16))
+    micro_params = with_recipe(micro_params, **recipe)
     train("mdlm", micro_params, rows_path, tmp_path / "straight", tmp_path / "ckpt_a", progress=False,
           valid_rows_path=valid)
     stopped = train("mdlm", micro_params, rows_path, tmp_path / "resumed", tmp_path / "ckpt_b", progress=False,
                     stop_after=3, valid_rows_path=valid)  # checkpoint_every=2: the checkpoint is at step 2
     assert stopped == {"stopped_at": 3} and list((tmp_path / "ckpt_b").glob("mdlm-*.safetensors"))
+    torch.manual_seed(12345)  # another process state: nothing may depend on it
     train("mdlm", micro_params, rows_path, tmp_path / "resumed", tmp_path / "ckpt_b", progress=False,
           valid_rows_path=valid)
     curves = [(tmp_path / d / "learning_curve.csv").read_text() for d in ("straight", "resumed")]
@@ -199,3 +212,91 @@ def test_a_wider_model_is_built_for_the_studys_models_but_not_the_judge(micro_pa
     assert (spec["d_model"], spec["d_ff"], spec["n_layers"], spec["n_heads"]) == (64, 128, 1, 2)
     judge = judge_params(wide)
     assert judge.train.d_model is None and model_spec("ar", judge)["d_model"] == micro_params.scale.d_model
+
+
+def test_with_a_weight_average_the_saved_weights_are_the_exponential_average_of_every_steps_weights(
+        micro_params, rows_path, tmp_path, monkeypatch):
+    import textdiff.train as training
+    decay, trained = 0.7, []
+    original = training.training_step
+
+    def recording(run, model, *args):
+        result = original(run, model, *args)
+        trained.append({name: value.detach().clone() for name, value in model.state_dict().items()})
+        return result
+
+    monkeypatch.setattr(training, "training_step", recording)
+    train("ar", with_recipe(micro_params, ema_decay=decay), rows_path, tmp_path / "ar", tmp_path / "ckpt",
+          progress=False)
+    average = dict(trained[0])
+    for weights in trained[1:]:
+        average = {name: decay * average[name] + (1 - decay) * weights[name] for name in average}
+    saved = load_file(tmp_path / "ar" / "model.safetensors")
+    assert len(trained) == micro_params.scale.steps
+    assert all(torch.allclose(saved[name], average[name], atol=1e-6) for name in saved)
+    assert not torch.allclose(saved["embed.weight"], trained[-1]["embed.weight"])  # not the last step's weights
+
+
+def test_dropout_changes_training_and_the_judge_keeps_its_own_recipe(micro_params, rows_path, tmp_path):
+    from textdiff.judge import judge_params
+    for run, recipe in (("plain", {}), ("dropout", {"dropout": 0.3})):
+        train("ar", with_recipe(micro_params, **recipe), rows_path, tmp_path / run, tmp_path / "ckpt", progress=False)
+    a, b = (load_file(tmp_path / run / "model.safetensors") for run in ("plain", "dropout"))
+    assert not torch.equal(a["embed.weight"], b["embed.weight"])
+    judge = judge_params(with_recipe(micro_params, **FULL_RECIPE, weight_decay=0.0))
+    assert (judge.train.dropout, judge.train.ema_decay, judge.train.scaled_residual_init) == (0.0, None, False)
+
+
+def test_the_summary_states_where_a_likelihood_models_curve_leaves_the_unigram_plateau(micro_params, tmp_path):
+    from textdiff.plateau import PLATEAU_MARGIN, unigram_nll
+    # Each row repeats one token: no context, and a unigram model pays log 16; with it, AR soon pays little.
+    rows = np.repeat(np.random.default_rng(0).integers(4, 20, size=(64, 1)), 16, axis=1).astype(np.uint16)
+    save_rows(tmp_path / "train.npy", rows)
+    save_rows(tmp_path / "valid.npy", rows[:20])
+    params = dataclasses.replace(micro_params, scale=dataclasses.replace(micro_params.scale, steps=60, lr=0.01))
+    for model in ("ar", "sdd"):
+        summary = train(model, params, tmp_path / "train.npy", tmp_path / model, tmp_path / "ckpt", progress=False,
+                        valid_rows_path=tmp_path / "valid.npy")
+        if model == "sdd":  # a denoising cross-entropy: no unigram level to leave
+            assert "plateau_exit_step" not in summary
+            continue
+        curve = np.genfromtxt(tmp_path / model / "learning_curve.csv", delimiter=",", names=True)
+        level = unigram_nll(rows, rows[:20], 300)  # the training rows' frequencies on the validation rows
+        assert summary["unigram_nll"] == pytest.approx(level, abs=1e-5) and level > math.log(10)
+        below = [int(step) for step, nll in zip(curve["step"], curve["valid_nll"])
+                 if nll < summary["unigram_nll"] - PLATEAU_MARGIN]
+        assert below and summary["plateau_exit_step"] == below[0] < 60
+        assert summary["plateau_exit_tokens"] == below[0] * 4 * 16
+
+
+def test_epochs_that_whole_steps_cannot_train_are_refused_before_training(micro_params, micro_raw, rows_path,
+                                                                          tmp_path):
+    from textdiff.errors import ParamError
+    from textdiff.study import parse_params
+    # 1 row x 4 epochs at batch 4 is one step, which trains 4 passes... of a 1-row subset: 4 epochs, fine; but
+    # 3 rows x 1 epoch at batch 4 is one step of 4 rows: 1.33 epochs, not what was asked.
+    with pytest.raises(ParamError) as error:
+        train("ar", _constrained(micro_params, 3, epochs=1), rows_path, tmp_path / "ar", tmp_path / "ckpt",
+              progress=False)
+    assert str(error.value) == ("params.yaml: train.epochs=1 of 3 rows in batches of scales.cpu.batch_size=4 would "
+                                "train 1 step, which is 1.33 epochs; raise train.epochs or train.unique_rows")
+    assert not (tmp_path / "ar").exists()
+    micro_raw["train"].update(unique_rows=3, epochs=1)
+    with pytest.raises(ParamError, match="would train 1 step, which is 1.33 epochs"):
+        parse_params(micro_raw)  # check_params says so before any stage starts
+
+
+def test_advice_on_steps_names_the_key_that_set_them(micro_params, rows_path, tmp_path, capsys):
+    from textdiff.train import cpu_time_notice, steps_key
+    # All 64 rows for 400 epochs: 6,400 steps, asked for by train.epochs, not by the scale.
+    params = _constrained(micro_params, None, epochs=400)
+    train("ar", params, rows_path, tmp_path / "ar", tmp_path / "ckpt", progress=False, stop_after=1)
+    warning = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:"))
+    assert warning.endswith("over 4 epochs a model overfits: lower train.epochs")
+    assert steps_key(micro_params, "ar", "ar") == "scales.cpu.steps"
+    assert steps_key(micro_params, "ar", "judge") == "judge.steps_factor"
+    factor = with_recipe(micro_params, steps_factor={**micro_params.train.steps_factor, "ar": 4})
+    assert steps_key(factor, "ar", "ar") == "train.steps_factor.ar"
+    notice = cpu_time_notice("ar", torch.device("cpu"), 0.04, 1_000_000, "train.epochs")
+    assert notice == ("notice: ar on the CPU takes 0.04 s a step, about 11 h for its 1,000,000 steps left: lower "
+                      "train.epochs, or train on a GPU (train.device: cuda)")

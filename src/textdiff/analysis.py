@@ -11,6 +11,8 @@ import math
 
 import pandas as pd
 
+from .plateau import PLATEAU_MARGIN, plateau_exit  # noqa: F401  (the report's names)
+
 # A sample set whose unigram entropy is below this share of real text's counts as degenerate
 # (repetitive) when picking which model writes best: low judge perplexity alone can come from repetition.
 ENTROPY_FLOOR = 0.9
@@ -233,20 +235,7 @@ def learning_rate_sensitivity(by_factor: dict[float, dict[str, dict]], reference
             "holds": default_rank == best_rank}
 
 
-# --- the unigram plateau ---------------------------------------------------------------------------------
-#: How far below the unigram model's NLL a learning curve must fall to count as using context (nats per token).
-PLATEAU_MARGIN = 0.1
-
-
-def plateau_exit(curve: list[dict], unigram_nll: float) -> dict:
-    """When a likelihood model leaves the unigram plateau: the first learning-curve point (step, tokens) whose
-    validation figure (an exact NLL or a bound on it) is more than PLATEAU_MARGIN below the NLL of the unigram model
-    of the training tokens, which uses no context. A bound below that level means the model uses context, since the
-    true NLL is lower still. {"step": None, "last_step": ...} where the curve never gets there."""
-    for point in curve:
-        if point["valid_nll"] < unigram_nll - PLATEAU_MARGIN:
-            return {"step": int(point["step"]), "tokens": int(point["tokens"]), "last_step": int(curve[-1]["step"])}
-    return {"step": None, "tokens": None, "last_step": int(curve[-1]["step"]) if curve else 0}
+# --- the unigram plateau (plateau.py: where a curve leaves it) ---------------------------------------------
 
 
 def recipe_effect(default: dict[str, list[dict]], ingredient: dict[str, list[dict]], unigram_nll: float) -> dict:

@@ -125,10 +125,19 @@ class Block(nn.Module):
             nn.GELU(),
             nn.Linear(config.d_ff, config.d_model, bias=False),
         )
+        # A training recipe's setting, not part of the architecture: set by Backbone.set_residual_dropout.
+        self.residual_dropout = 0.0
 
     def forward(self, x, cos, sin, causal, key_bias, cache, layer):
-        x = x + self.attn(self.attn_norm(x), cos, sin, causal, key_bias, cache, layer)
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self._dropped(self.attn(self.attn_norm(x), cos, sin, causal, key_bias, cache, layer))
+        return x + self._dropped(self.mlp(self.mlp_norm(x)))
+
+    def _dropped(self, branch):
+        """A residual branch's output with dropout while training (GPT-2's and MDLM's resid_pdrop); at 0 it
+        is not called at all, so a run without dropout draws no random numbers for it."""
+        if self.residual_dropout and self.training:
+            return F.dropout(branch, self.residual_dropout, training=True)
+        return branch
 
 
 class Backbone(nn.Module):
@@ -164,6 +173,21 @@ class Backbone(nn.Module):
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layers)
+
+    def set_residual_dropout(self, probability: float) -> None:
+        """Dropout on every block's two residual branches while training (0: none)."""
+        for block in self.blocks:
+            block.residual_dropout = probability
+
+    @torch.no_grad()
+    def scale_residual_init(self) -> None:
+        """GPT-2's initialisation of the projections that write into the residual stream (attention's output and
+        the MLP's second layer): their N(0, 0.02^2) weights scaled by 1/sqrt(2 * n_layers), so that the stream's
+        variance at init does not grow with depth (Radford et al. 2019, section 2.3). Scaling the drawn weights
+        gives the same distribution as drawing at the smaller std, and draws no further random numbers."""
+        for block in self.blocks:
+            for projection in (block.attn.out, block.mlp[2]):
+                projection.weight.mul_((2 * self.config.n_layers) ** -0.5)
 
 
 def sinusoidal_embedding(values: torch.Tensor, width: int, max_period: float = 10000.0) -> torch.Tensor:

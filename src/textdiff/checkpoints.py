@@ -72,8 +72,12 @@ def checkpoint_path(checkpoint_dir: str | Path, label: str, fingerprint: dict) -
     return Path(checkpoint_dir) / f"{label}-{digest[:16]}.safetensors"
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, log, elapsed: float):
+def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, log, elapsed: float, average=None):
+    """The run's state at `step`: weights, optimizer state, the weight average (if the recipe keeps one) and log."""
     tensors = {f"model.{name}": value.detach().clone().contiguous() for name, value in model.state_dict().items()}
+    if average is not None:
+        tensors.update({f"average.{name}": value.detach().clone().contiguous()
+                        for name, value in average.state_dict().items()})
     optim_state = optimizer.state_dict()
     for index, state in optim_state["state"].items():
         for key, value in state.items():
@@ -85,25 +89,28 @@ def save_checkpoint(path: Path, model, optimizer, step: int, fingerprint: dict, 
         save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
-def load_checkpoint(path: Path, model, optimizer, fingerprint: dict):
-    """Restores model and optimizer in place; returns (step, log, elapsed). Refuses another config.
+def load_checkpoint(path: Path, model, optimizer, fingerprint: dict, average=None):
+    """Restores model, optimizer and weight average in place; returns (step, log, elapsed). Refuses another config.
     A checkpoint that cannot be read (cut short by a kill or a full disk) raises CorruptCheckpoint."""
     try:
-        return _load_checkpoint(path, model, optimizer, fingerprint)
+        return _load_checkpoint(path, model, optimizer, fingerprint, average)
     except (SafetensorError, OSError, KeyError, ValueError) as error:
         raise CorruptCheckpoint(f"{path}: {str(error).splitlines()[0][:80]}") from None
 
 
-def _load_checkpoint(path: Path, model, optimizer, fingerprint: dict):
+def _load_checkpoint(path: Path, model, optimizer, fingerprint: dict, average):
     with safe_open(str(path), framework="pt", device=str(model.device)) as handle:
         metadata = handle.metadata()
         if json.loads(metadata["fingerprint"]) != fingerprint:
             raise CheckpointMismatch(f"{path}: checkpoint of a different config; delete it to start over")
-        model_state, optim_tensors = {}, {}
+        parts = {"model": {}, "optim": {}, "average": {}}
         for key in handle.keys():
             kind, rest = key.split(".", 1)
-            (model_state if kind == "model" else optim_tensors)[rest] = handle.get_tensor(key)
+            parts[kind][rest] = handle.get_tensor(key)
+    model_state, optim_tensors = parts["model"], parts["optim"]
     model.load_state_dict(model_state)
+    if average is not None:
+        average.load_state_dict(parts["average"])
     state: dict[int, dict] = {}
     for key, value in optim_tensors.items():
         index, name = key.split(".", 1)

@@ -37,8 +37,10 @@ def number(group: dict, key: str, prefix: str, low: float, high: float, low_open
     if optional and value is None:
         return None
     if isinstance(value, str) and _reads_as_number(value):
-        fail(prefix + key, f"is the string {value!r}, not a number (YAML reads exponent notation as a number only "
-             f"with a dot and a signed exponent): write {float(value):.1e}", value)
+        if "e" in value.lower():
+            fail(prefix + key, f"is the string {value!r}, not a number (YAML reads exponent notation as a number "
+                 f"only with a dot and a signed exponent): write {float(value):.1e}", value)
+        fail(prefix + key, f"is the string {value!r}, not a number: remove its quotes", value)
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
         ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)

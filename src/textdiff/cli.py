@@ -6,8 +6,21 @@ import time
 
 _STARTED = time.perf_counter()  # before the heavy imports below, so the stage's timing includes them
 
+import signal  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import warnings  # noqa: E402
+
+
+def _interrupted_while_starting(signum, frame):
+    print("interrupted: the stage stopped while starting, before it read or wrote anything", file=sys.stderr)
+    sys.exit(130)
+
+
+# Ctrl-C during the seconds the imports below take: one line, not a traceback from inside torch. run_stage puts
+# Python's own handler back, so that main() sees KeyboardInterrupt.
+if threading.current_thread() is threading.main_thread():  # where Python allows a handler
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
 
 import torch  # noqa: E402
 
@@ -26,6 +39,7 @@ def run_stage(main, timing_path: str | None = None) -> None:
     On success, the stage's wall time (from before its imports) is written to timing_path.
     """
     warnings.showwarning = _one_line_warning
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         main()
         if timing_path and not (torch.distributed.is_initialized() and torch.distributed.get_rank() > 0):

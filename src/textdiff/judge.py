@@ -13,13 +13,18 @@ from .data import uniform_rows
 from .sample_quality import sample_quality
 
 
+#: How the judge trains, apart from the recipe the study's models train with (TrainParams' ingredients).
+JUDGE_RECIPE = {"weight_decay": 0.0, "dropout": 0.0, "ema_decay": None, "scaled_residual_init": False}
+
+
 def judge_params(params):
     """The study's params with the judge's training budget and its own seed (so that the study's seed runs
     are all judged by the same judge)."""
     scale = params.scale
     steps = scale.steps * params.judge.steps_factor
-    # The judge trains on every row for its own steps, whatever a data-constrained run sets.
-    train = dataclasses.replace(params.train, unique_rows=None, epochs=None, d_model=None, d_ff=None)
+    # The judge trains on every row for its own steps, whatever a data-constrained run sets, and with its own
+    # recipe whatever the study's models adopt, so that the instrument does not change with what it measures.
+    train = dataclasses.replace(params.train, unique_rows=None, epochs=None, d_model=None, d_ff=None, **JUDGE_RECIPE)
     return dataclasses.replace(params, scale=dataclasses.replace(scale, steps=steps), seed=params.judge.seed,
                                train=train)
 

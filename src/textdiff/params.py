@@ -61,6 +61,13 @@ class TrainParams:
     # keeps the scale's width (None: the scale's).
     d_model: int | None = None
     d_ff: int | None = None
+    # The training recipe's ingredients (issue 36), shared by every model of the study so that the comparison stays
+    # fair, each off by default; the judge keeps its own recipe (judge.judge_params). Dropout on the backbone's
+    # residual branches; an exponential moving average of the weights (this decay per step), which the learning
+    # curve, the saved weights and so evaluation use; GPT-2's residual-projection init.
+    dropout: float = 0.0
+    ema_decay: float | None = None
+    scaled_residual_init: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,7 +207,12 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
         epochs=number(t, "epochs", "train.", 0, 100000, low_open=True, optional=True),
         d_model=integer(t, "d_model", "train.", optional=True),
         d_ff=integer(t, "d_ff", "train.", optional=True),
+        dropout=number(t, "dropout", "train.", 0, 1, high_open=True),
+        ema_decay=number(t, "ema_decay", "train.", 0, 1, low_open=True, high_open=True, optional=True),
+        scaled_residual_init=boolean(t, "scaled_residual_init", "train."),
     )
+    if train.unique_rows is not None and train.epochs is not None:
+        epoch_steps(train.epochs, train.unique_rows, scale.batch_size, f"scales.{scale_name}.batch_size")
     if train.d_model is not None and (train.d_model % scale.n_heads or (train.d_model // scale.n_heads) % 2):
         fail("train.d_model", f"must split into the scale's n_heads={scale.n_heads} heads of an even size",
              train.d_model)
@@ -229,11 +241,31 @@ def parse_params(raw: dict, models: dict | None = None) -> StudyParams:
     return StudyParams(scale_name, scale, seed, data, train, model_params, evaluate, sample, validation, sweeps, judge)
 
 
-def load_params(path: str | Path = "params.yaml", models: dict | None = None) -> StudyParams:
+def epoch_steps(epochs: float, rows: int, batch_size: int, batch_key: str) -> int:
+    """The steps of a schedule of `epochs` passes over `rows` rows in batches of batch_size; refused where whole
+    steps cannot come within 5% of the epochs asked (fewer rows than a batch, say), which would silently train
+    another number of epochs."""
+    steps = max(1, round(epochs * rows / batch_size))
+    trained = steps * batch_size / rows
+    if abs(trained - epochs) > 0.05 * epochs:
+        raise ParamError(f"params.yaml: train.epochs={epochs:g} of {rows:,} rows in batches of {batch_key}="
+                         f"{batch_size} would train {steps:,} step{'s' * (steps != 1)}, which is {trained:.3g} "
+                         f"epochs; raise train.epochs or train.unique_rows")
+    return steps
+
+
+def read_yaml(path) -> dict:
+    """A YAML file as read; a missing or malformed file is a one-line ParamError naming where it breaks."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamError(f"{path}: file not found (run from the repository root)") from None
     except yaml.YAMLError as error:
-        raise ParamError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return parse_params(raw, models)
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ParamError(f"{path}: not valid YAML{where} ({problem})") from None
+
+
+def load_params(path: str | Path = "params.yaml", models: dict | None = None) -> StudyParams:
+    return parse_params(read_yaml(path), models)

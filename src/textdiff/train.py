@@ -11,10 +11,16 @@ process draws the same global batch of `batch_size` rows and trains on its own
 slice, so the global batch, the logged loss and the update match a
 single-process run; only rank 0 writes checkpoints, logs and outputs.
 
+The recipe's optional ingredients (params.TrainParams): dropout on the backbone's residual branches (its random
+draws seeded per step too, so a resume still takes the same path), GPT-2's scaled residual init, and an exponential
+moving average of the weights, which the learning curve and the saved weights (so evaluation) use, and which
+checkpoints carry.
+
 Every `train.curve_every_steps` steps, the model's validation figure on a fixed uniform sample of
 validation rows (the same for every model and run) is a point of its learning curve
 (learning_curve.csv), and training states how many epochs it runs (tokens seen / distinct training
-tokens), warning when over MAX_EPOCHS.
+tokens), warning when over MAX_EPOCHS. The summary states where a likelihood model's curve leaves the unigram
+plateau (plateau.py).
 
 On CUDA the loss is read back every SYNC_EVERY steps, not every step (each read waits for the
 device): a non-finite loss then stops the run within SYNC_EVERY steps of its step, which it names,
@@ -40,8 +46,10 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from .backbone import Backbone
 from .checkpoints import (checkpoint_path, code_digest, file_sha256, load_checkpoint, save_checkpoint, save_weights,
                           stale_checkpoints)
 from .data import load_rows, uniform_rows
@@ -50,6 +58,8 @@ from .errors import CorruptCheckpoint, DataError, NonFiniteLoss
 from .flops import peak_flops
 from .io import write_json, write_text
 from .models import build_model, model_spec
+from .params import epoch_steps
+from .plateau import plateau_exit, unigram_nll
 from .validation import validation_metrics
 
 LOG_COLUMNS = ("step", "loss", "lr", "tokens_per_s", "elapsed_s", "mfu")
@@ -103,14 +113,26 @@ def log_csv(log: list[dict], columns=LOG_COLUMNS) -> str:
     return out.getvalue()
 
 
-def epochs_warning(label: str, tokens_seen: int, distinct_tokens: int, params) -> str | None:
-    """One line when a run would pass over its training tokens more than MAX_EPOCHS times."""
+def steps_key(params, model_name: str, label: str) -> str:
+    """The params.yaml key that set a run's steps, for advice about them."""
+    if params.train.epochs is not None:
+        return "train.epochs"
+    if label == "judge":
+        return "judge.steps_factor"
+    factor = params.train.steps_factor.get(model_name, 1)
+    return f"train.steps_factor.{model_name}" if factor != 1 else f"scales.{params.scale_name}.steps"
+
+
+def epochs_warning(label: str, tokens_seen: int, distinct_tokens: int, params, set_by: str) -> str | None:
+    """One line when a run would pass over its training tokens more than MAX_EPOCHS times; set_by is the key that
+    set its steps (steps_key)."""
     epochs = tokens_seen / distinct_tokens
     if epochs <= MAX_EPOCHS or params.train.unique_rows is not None:  # a data-constrained run repeats on purpose
         return None
+    more_data = ("" if params.train.epochs is not None else f", or give the scale more stories "
+                 f"(scales.{params.scale_name}.train_stories, from a source that has them)")
     return (f"warning: {label} sees its {distinct_tokens:,} distinct training tokens {epochs:.1f} times "
-            f"({tokens_seen:,} tokens); over {MAX_EPOCHS} epochs a model overfits: give the scale more stories "
-            f"(scales.{params.scale_name}.train_stories, from a source that has them) or fewer steps")
+            f"({tokens_seen:,} tokens); over {MAX_EPOCHS} epochs a model overfits: lower {set_by}{more_data}")
 
 
 def warmup_warning(label: str, params) -> str | None:
@@ -123,13 +145,13 @@ def warmup_warning(label: str, params) -> str | None:
             f">= its {scale.steps} steps): its learning rate peaks at {reached:.3g}, not {scale.lr:g}")
 
 
-def cpu_time_notice(label: str, device, seconds_per_step: float, steps_left: int) -> str | None:
-    """One line when a run on the CPU would take hours (a scale meant for a GPU), with its estimate."""
+def cpu_time_notice(label: str, device, seconds_per_step: float, steps_left: int, set_by: str) -> str | None:
+    """One line when a run on the CPU would take hours, with its estimate and the key that set its steps."""
     hours = seconds_per_step * steps_left / 3600
     if device.type != "cpu" or hours < CPU_NOTICE_HOURS:
         return None
-    return (f"notice: {label} on the CPU takes {seconds_per_step:.1f} s a step, about {hours:.0f} h for its "
-            f"{steps_left:,} steps left; this scale is meant for a GPU (train.device: cuda)")
+    return (f"notice: {label} on the CPU takes {seconds_per_step:.2g} s a step, about {hours:,.0f} h for its "
+            f"{steps_left:,} steps left: lower {set_by}, or train on a GPU (train.device: cuda)")
 
 
 @torch.no_grad()
@@ -167,6 +189,8 @@ class Run:
     world: int
     rows: torch.Tensor  # the training rows [N, L]
     curve_rows: torch.Tensor | None  # the learning curve's validation rows, or None
+    unigram_nll: float | None  # the validation NLL of the training tokens' frequencies: the plateau's level
+    steps_key: str  # the params.yaml key that set its steps, for advice
 
 
 @dataclass
@@ -202,10 +226,11 @@ def set_up(model_name: str, params, train_rows_path, valid_rows_path, checkpoint
     rank, world, device = distributed_setup(resolve_device(params.train.device), params.scale.batch_size,
                                             f"scales.{params.scale_name}.batch_size")
     seq_key = f"scales.{params.scale_name}.seq_len"
-    rows = unique_subset(load_token_rows(train_rows_path, params.scale.seq_len, seq_key, device),
-                         params.train.unique_rows, train_rows_path)
+    all_rows = load_token_rows(train_rows_path, params.scale.seq_len, seq_key, device)
+    rows = unique_subset(all_rows, params.train.unique_rows, train_rows_path)
     if params.train.epochs is not None:  # a full schedule of its own over that many passes of its rows
-        steps = max(1, round(params.train.epochs * len(rows) / params.scale.batch_size))
+        steps = epoch_steps(params.train.epochs, len(rows), params.scale.batch_size,
+                            f"scales.{params.scale_name}.batch_size")
         params = dataclasses.replace(params, scale=dataclasses.replace(params.scale, steps=steps))
     scale = params.scale
     spec = model_spec(model_name, params)
@@ -218,41 +243,57 @@ def set_up(model_name: str, params, train_rows_path, valid_rows_path, checkpoint
         for stale in stale_checkpoints(checkpoint_dir, label, checkpoint):
             stale.unlink()
             print(f"removed {stale}: a checkpoint of {label} written by other code or another config")
-    curve_rows = None
+    curve_rows = plateau_level = None
     if valid_rows_path is not None:
-        curve_rows = uniform_rows(load_token_rows(valid_rows_path, scale.seq_len, seq_key, device),
-                                  params.train.curve_rows)
-    for warning in (epochs_warning(label, scale.steps * scale.batch_size * scale.seq_len, rows.numel(), params),
+        valid_rows = load_token_rows(valid_rows_path, scale.seq_len, seq_key, device)
+        curve_rows = uniform_rows(valid_rows, params.train.curve_rows)
+        # The study's unigram level (the pack stage's unigram_valid_perplexity, which the report uses too): every
+        # training row's token frequencies, whatever subset this run trains on, over the whole validation split.
+        plateau_level = unigram_nll(all_rows.cpu().numpy(), valid_rows.cpu().numpy(), scale.vocab_size)
+    set_by = steps_key(params, model_name, label)
+    for warning in (epochs_warning(label, scale.steps * scale.batch_size * scale.seq_len, rows.numel(), params,
+                                   set_by),
                     warmup_warning(label, params)):
         if warning and rank == 0:
             print(warning)
-    return Run(label, params, spec, fingerprint, resume_fingerprint, checkpoint, device, rank, world, rows, curve_rows)
+    return Run(label, params, spec, fingerprint, resume_fingerprint, checkpoint, device, rank, world, rows, curve_rows,
+               plateau_level, set_by)
 
 
 def fresh_model(run: Run):
-    """The model at its initial weights (the same on every rank) and its optimizer."""
+    """The model at its initial weights (the same on every rank) with the recipe's dropout, its optimizer, and
+    the moving average of its weights (None without train.ema_decay)."""
+    recipe = run.params.train
     torch.manual_seed(run.params.seed)
     model = build_model(run.spec).to(run.device)
-    return model, torch.optim.AdamW(model.parameters(), lr=run.params.scale.lr, betas=(0.9, 0.99),
-                                    weight_decay=run.params.train.weight_decay, fused=run.device.type == "cuda")
+    for backbone in (module for module in model.modules() if isinstance(module, Backbone)):
+        if recipe.scaled_residual_init:
+            backbone.scale_residual_init()
+        backbone.set_residual_dropout(recipe.dropout)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=run.params.scale.lr, betas=(0.9, 0.99),
+                                  weight_decay=recipe.weight_decay, fused=run.device.type == "cuda")
+    average = None
+    if recipe.ema_decay is not None:
+        average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay))
+    return model, optimizer, average
 
 
 def resume(run: Run):
-    """(model, optimizer, progress): from the run's checkpoint where one is readable, else fresh."""
-    model, optimizer = fresh_model(run)
+    """(model, optimizer, weight average, progress): from the run's checkpoint where one is readable, else fresh."""
+    model, optimizer, average = fresh_model(run)
     if not run.checkpoint.exists():
-        return model, optimizer, Progress()
+        return model, optimizer, average, Progress()
     try:
-        start, saved, elapsed = load_checkpoint(run.checkpoint, model, optimizer, run.resume_fingerprint)
+        start, saved, elapsed = load_checkpoint(run.checkpoint, model, optimizer, run.resume_fingerprint, average)
     except CorruptCheckpoint as error:
         if run.rank == 0:
             run.checkpoint.unlink(missing_ok=True)
             print(f"removed an unreadable checkpoint ({error}); training {run.label} from step 0")
-        model, optimizer = fresh_model(run)  # as they were before the failed load
-        return model, optimizer, Progress()
+        model, optimizer, average = fresh_model(run)  # as they were before the failed load
+        return model, optimizer, average, Progress()
     if run.rank == 0:
         print(f"resuming {run.label} from step {start} ({run.checkpoint})")
-    return model, optimizer, Progress(start, saved["steps"], saved["curve"], elapsed)
+    return model, optimizer, average, Progress(start, saved["steps"], saved["curve"], elapsed)
 
 
 def wrapped_loss(run: Run, model):
@@ -265,15 +306,20 @@ def wrapped_loss(run: Run, model):
     return loss_module
 
 
-def training_step(run: Run, model, optimizer, loss_module, step: int) -> tuple[float, torch.Tensor]:
-    """One AdamW step on step `step`'s batch and noise: (its learning rate, its loss, not read back)."""
+def training_step(run: Run, model, optimizer, loss_module, step: int, average=None) -> tuple[float, torch.Tensor]:
+    """One AdamW step on step `step`'s batch and noise (and the weight average's update): (its learning rate, its
+    loss, not read back)."""
     scale = run.params.scale
     generator = step_generator(run.params.seed, step, run.device)
     batch = run.rows[torch.randint(len(run.rows), (scale.batch_size,), generator=generator, device=run.device)]
+    noise_seed = run.params.seed
     if run.world > 1:  # every rank drew the same global batch; each trains on its slice with its own noise
         local = scale.batch_size // run.world
         batch = batch[run.rank * local:(run.rank + 1) * local]
-        generator = step_generator(run.params.seed + 7919 * (run.rank + 1), step, run.device)
+        noise_seed = run.params.seed + 7919 * (run.rank + 1)
+        generator = step_generator(noise_seed, step, run.device)
+    if run.params.train.dropout:  # dropout draws from torch's global generator: seeded per step, as the noise is
+        torch.manual_seed(noise_seed * 1_000_003 + step)
     lr = learning_rate(step, scale.lr, scale.warmup_steps, scale.steps, run.params.train.min_lr_ratio)
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -284,6 +330,8 @@ def training_step(run: Run, model, optimizer, loss_module, step: int) -> tuple[f
     torch.nn.utils.clip_grad_norm_(model.parameters(), run.params.train.grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if average is not None:
+        average.update_parameters(model)
     loss = loss.detach()
     if run.world > 1:
         dist.all_reduce(loss)
@@ -319,6 +367,11 @@ def add_curve_point(run: Run, model, progress: Progress, done: int) -> None:
                                       done * run.params.scale.batch_size * run.params.scale.seq_len, since))
 
 
+def evaluated(model, average):
+    """The weights the curve, the saved model and so evaluation use: the moving average where the recipe keeps one."""
+    return model if average is None else average.module
+
+
 def run_summary(run: Run, model, progress: Progress) -> dict:
     scale, tokens_per_step = run.params.scale, run.params.scale.batch_size * run.params.scale.seq_len
     log, curve = progress.log, progress.curve
@@ -339,6 +392,10 @@ def run_summary(run: Run, model, progress: Progress) -> dict:
         "device": str(run.device),
         "processes": run.world,
     }
+    if curve and model.nll_kind in ("exact", "bound"):  # a denoising cross-entropy has no unigram level to leave
+        exit_ = plateau_exit(curve, run.unigram_nll)
+        summary.update(unigram_nll=round(run.unigram_nll, 5), plateau_exit_step=exit_["step"],
+                       plateau_exit_tokens=exit_["tokens"])
     if peak_flops(run.device):
         summary["mfu"] = round(statistics.median(row["mfu"] for row in log[progress.start:]), 4)
     return summary
@@ -365,7 +422,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     """
     run = set_up(model_name, params, train_rows_path, valid_rows_path, checkpoint_dir, label or model_name)
     params = run.params  # with a data-constrained run's steps
-    model, optimizer, state = resume(run)
+    model, optimizer, average, state = resume(run)
     model.train()
     loss_module = wrapped_loss(run, model)
     steps = params.scale.steps
@@ -374,7 +431,7 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     bar = tqdm(range(state.start, steps), initial=state.start, total=steps, desc=f"train {run.label}",
                disable=not progress or run.rank > 0, dynamic_ncols=True)
     for step in bar:
-        lr, loss = training_step(run, model, optimizer, loss_module, step)
+        lr, loss = training_step(run, model, optimizer, loss_module, step, average)
         pending.append((step, lr, loss))
         done = step + 1
         curve_due = run.curve_rows is not None and (done % params.train.curve_every_steps == 0 or done == steps)
@@ -384,16 +441,16 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
         seconds = (time.perf_counter() - window_tic) / len(pending)
         values = log_window(run, model, state, pending, seconds)
         if done == state.start + NOTICE_AFTER_STEPS and run.rank == 0:
-            notice = cpu_time_notice(run.label, run.device, seconds, steps - done)
+            notice = cpu_time_notice(run.label, run.device, seconds, steps - done, run.steps_key)
             if notice:
                 bar.write(notice)
         pending = []
         bar.set_postfix(loss=f"{values[-1]:.3f}", lr=f"{lr:.2e}")
         if curve_due and run.rank == 0:  # validation time is not training time: outside the timed window
-            add_curve_point(run, model, state, done)
+            add_curve_point(run, evaluated(model, average), state, done)
         if checkpoint_due and run.rank == 0:
             save_checkpoint(run.checkpoint, model, optimizer, done, run.resume_fingerprint,
-                            {"steps": state.log, "curve": state.curve}, state.elapsed)
+                            {"steps": state.log, "curve": state.curve}, state.elapsed, average)
         window_tic = time.perf_counter()
         if stop_after is not None and done >= stop_after:
             return {"stopped_at": done}
@@ -401,5 +458,5 @@ def train(model_name: str, params, train_rows_path: str | Path, out_dir: str | P
     if run.rank > 0:
         return {"rank": run.rank}
     summary = run_summary(run, model, state)
-    write_run(run, model, state, summary, Path(out_dir))
+    write_run(run, evaluated(model, average), state, summary, Path(out_dir))
     return summary

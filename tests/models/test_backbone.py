@@ -1,6 +1,6 @@
 import torch
 
-from textdiff.backbone import Backbone, BackboneConfig
+from textdiff.backbone import Backbone, BackboneConfig, init_weights
 
 CONFIG = BackboneConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, max_positions=16)
 
@@ -85,3 +85,29 @@ def test_rotary_rotates_each_pair_and_scores_depend_on_relative_position_only():
 
     assert torch.allclose(score(2, 7), score(12, 17), atol=1e-5)
     assert not torch.allclose(score(2, 7), score(2, 9), atol=1e-3)
+
+
+def test_scaled_residual_init_divides_only_the_residual_projections_by_sqrt_of_twice_the_layers():
+    torch.manual_seed(0)
+    backbone = Backbone(BackboneConfig(d_model=64, n_layers=8, n_heads=2, d_ff=256, max_positions=8))
+    init_weights(backbone)
+    before = {name: w.clone() for name, w in backbone.state_dict().items()}
+    backbone.scale_residual_init()
+    after = backbone.state_dict()
+    scaled = {name for name in after if name.endswith(("attn.out.weight", "mlp.2.weight"))}
+    assert len(scaled) == 16
+    for name, weight in after.items():
+        factor = 4.0 ** -1 if name in scaled else 1.0  # 1 / sqrt(2 * 8)
+        assert torch.allclose(weight, before[name] * factor)
+
+
+def test_residual_dropout_acts_while_training_only_and_draws_nothing_at_zero():
+    torch.manual_seed(0)
+    backbone = Backbone(BackboneConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, max_positions=4))
+    x, positions = torch.randn(2, 4, 16), torch.arange(4)
+    plain = backbone(x, positions)
+    state = torch.get_rng_state()
+    assert torch.equal(backbone(x, positions), plain) and torch.equal(torch.get_rng_state(), state)
+    backbone.set_residual_dropout(0.5)
+    assert not torch.allclose(backbone(x, positions), plain)
+    assert torch.equal(backbone.eval()(x, positions), plain)

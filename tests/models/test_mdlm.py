@@ -156,3 +156,18 @@ def test_sample_categorical_matches_the_distribution():
     freq = torch.bincount(draws, minlength=4).double() / len(draws)
     assert torch.allclose(freq[:3], probs[0, :3], atol=0.005)
     assert draws.max() <= 3
+
+
+def test_the_unweighted_loss_is_the_mean_cross_entropy_of_the_masked_tokens_and_validation_stays_the_nelbo():
+    # With a denoiser that ignores context (50/50 over {0, 1}) every masked token costs exactly log 2, so their
+    # mean is log 2 on any batch; the NELBO weighs each row's masks by 1/t, which on 8 rows is far from it.
+    model = make_mdlm()
+    model.denoiser_log_probs = at_positions(marginal_denoiser)
+    rows = torch.randint(2, (8, 8), generator=torch.Generator().manual_seed(1))
+    nelbo = model.training_loss(rows, torch.Generator().manual_seed(2)).item()
+    model.loss = "unweighted"
+    assert model.training_loss(rows, torch.Generator().manual_seed(2)).item() == pytest.approx(math.log(2), abs=1e-6)
+    assert abs(nelbo - math.log(2)) > 0.05
+    sums = model.validation_sums(rows, torch.Generator().manual_seed(3))
+    model.loss = "nelbo"
+    assert torch.equal(sums["nll"], model.validation_sums(rows, torch.Generator().manual_seed(3))["nll"])

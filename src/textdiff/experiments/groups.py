@@ -5,12 +5,10 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
 
 from ..errors import ParamError
 from ..models import model_names
+from ..params import read_yaml
 
 COMMAND = "python stages/experiments.py"
 
@@ -41,19 +39,6 @@ class Group:
 
 def _name_ok(name) -> bool:
     return isinstance(name, str) and bool(name) and name.replace("-", "").replace("_", "").isalnum()
-
-
-def read_yaml(path) -> dict:
-    """params.yaml as read; a missing or malformed file is a one-line ParamError."""
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ParamError(f"{path}: file not found (run from the repository root)") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ParamError(f"{path}: not valid YAML{where} ({problem})") from None
 
 
 def read_groups(params_path="params.yaml") -> dict[str, Group]:

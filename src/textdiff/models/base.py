@@ -94,7 +94,9 @@ class StudyModel(nn.Module):
         """The model a spec (see models.model_spec) describes, freshly initialised."""
         backbone = BackboneConfig(spec["d_model"], spec["n_layers"], spec["n_heads"], spec["d_ff"],
                                   max_positions=spec["seq_len"])
-        options = {field.name: spec[field.name] for field in dataclasses.fields(cls.Params)}
+        # A field added to a model's params since a spec was written takes its default (the behaviour before it).
+        options = {field.name: spec[field.name] if field.name in spec or field.default is dataclasses.MISSING
+                   else field.default for field in dataclasses.fields(cls.Params)}
         return cls(spec["vocab_size"], backbone, **options)
 
     # --- the study interface -----------------------------------------------------------------

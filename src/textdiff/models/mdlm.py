@@ -5,7 +5,9 @@ probability 1 - alpha_t. SUBS parameterisation: the network never predicts
 MASK, and an unmasked position carries its token over, so only masked
 positions cost anything. Loss: the continuous-time NELBO
     sum over masked positions of w(t) * -log p(x_0 | x_t),  w(t) = -alpha'(t) / (1 - alpha(t)),
-per token, with t drawn low-discrepancy over the batch. The output head runs at
+per token, with t drawn low-discrepancy over the batch (or, with `mdlm.loss: unweighted`, the plain mean
+cross-entropy of the masked positions, w(t) dropped: a recipe ingredient; validation still reports the NELBO).
+The output head runs at
 masked positions only (carry-over is exact, so nothing else is scored). Sampling
 is ancestral from all-MASK, with the network output reused while no token changes;
 options (each off by default): confidence- or margin-ordered unmasking, ReMDM
@@ -13,6 +15,7 @@ remasking, nucleus sampling.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -21,12 +24,18 @@ from ..backbone import BackboneConfig
 from ..checks import choice, number
 from ..tokenizer import SPECIAL_IDS
 from . import register
-from .base import (DiffusionModel, ModelCard, averaged_over_t_draws, nucleus, sample_categorical, sampling_steps,
-                   top_p_option)
+from .base import (DiffusionModel, DiffusionParams, ModelCard, averaged_over_t_draws, low_discrepancy_times, nucleus,
+                   sample_categorical, sampling_steps, top_p_option)
 
 
 ORDERS = ("ancestral", "confidence", "margin")  # which masked positions a step unmasks
 REMASKING = ("cap", "rescale")  # ReMDM's strategies for sigma_t
+LOSSES = ("nelbo", "unweighted")  # what training minimises; validation reports the NELBO either way
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskedDiffusionParams(DiffusionParams):
+    loss: str = "nelbo"  # a key of LOSSES
 
 
 @register
@@ -34,6 +43,13 @@ class MaskedDiffusionLM(DiffusionModel):
     card = ModelCard("mdlm", "MDLM", loss_meaning="NELBO per token (masked cross-entropy weighted by 1/t)",
                      nll_kind="bound", accuracy_definition="argmax accuracy on masked tokens at the validation t draws")
     benchmark_cases = {"cached": {"use_cache": True}, "uncached": {"use_cache": False}}
+    Params = MaskedDiffusionParams
+
+    @classmethod
+    def parse_params(cls, raw, vocab_size):
+        shared = super().parse_params(raw, vocab_size)
+        return MaskedDiffusionParams(**dataclasses.asdict(shared),
+                                     loss=choice(raw[cls.name], "loss", f"{cls.name}.", LOSSES))
 
     @classmethod
     def parse_sampling(cls, group, prefix):
@@ -43,9 +59,20 @@ class MaskedDiffusionLM(DiffusionModel):
                 "remask_eta": number(group, "remask_eta", prefix, 0, 1), "top_p": top_p_option(group, prefix)}
 
     def __init__(self, vocab_size: int, backbone: BackboneConfig, tie_embeddings: bool, schedule: str, t_eps: float,
-                 mask_id: int = SPECIAL_IDS["mask"]):
+                 loss: str = "nelbo", mask_id: int = SPECIAL_IDS["mask"]):
         super().__init__(vocab_size, backbone, tie_embeddings, schedule, t_eps)
-        self.mask_id = mask_id
+        self.loss, self.mask_id = loss, mask_id
+
+    def training_loss(self, rows, generator):
+        """The NELBO per token (DiffusionModel's), or with loss "unweighted" the mean cross-entropy over the batch's
+        masked positions: every masked token weighs the same, where the NELBO weighs a masked token of a row at
+        time t by w(t) (1/t for the log-linear schedule), large on the few masks of rows at small t: the same
+        expectation per row, a noisier gradient."""
+        if self.loss == "nelbo":
+            return super().training_loss(rows, generator)
+        t = low_discrepancy_times(rows.shape[0], self.t_eps, generator, rows.device)
+        _, log_probs, masked = self.nelbo_terms(rows, t, generator)
+        return -log_probs.gather(-1, rows[masked][:, None]).sum() / masked.sum().clamp(min=1)
 
     def denoiser_log_probs(self, noisy: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
         """log p_theta(x_0 | x_t) [M, V] at the M positions where `at` [B, L] is true (masked ones), in
