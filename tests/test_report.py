@@ -316,7 +316,8 @@ def test_the_recipe_screen_renders_each_ingredient_against_the_default_seeds_and
     assert verdicts == [{"question": "recipe", "answer": "adopt untied (MDLM)",
                          "figures": "screened at 3 seeds: untied (1 model screen: 1 screen left the plateau earlier "
                                     "in every seed, 0 screens ended lower beyond the default's seed spread, 0 screens "
-                                    "ended higher beyond it)"}]
+                                    "ended higher beyond it; the default's seed spread of the last figure: MDLM "
+                                    "0.300)"}]
     assert (tmp_path / "recipe.png").read_bytes()[:4] == b"\x89PNG"
     waiting = recipe_lines({}, default, unigram, {"mdlm": "bound"}, "recipe.png", tmp_path,
                            {"recipe": ["wd"]}, [])

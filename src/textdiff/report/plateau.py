@@ -208,8 +208,12 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
                         (("leaves_earlier", "left the plateau earlier in every seed"),
                          ("better", "ended lower beyond the default's seed spread"),
                          ("worse", "ended higher beyond it")))
+    spreads = {model: recipe_effect(curves, curves, unigram_nll)["spread"] for model, curves in default.items()
+               if any(model in entry["curves"] for entry in found.values())}
     add(verdicts, "recipe", answer,
-        f"screened at {seeds} seeds: {', '.join(found)} ({counted(len(judged), 'model screen')}: {outcome})"
+        f"screened at {seeds} seeds: {', '.join(found)} ({counted(len(judged), 'model screen')}: {outcome}; the "
+        "default's seed spread of the last figure: "
+        + ", ".join(f"{display_name(model)} {spread:.3f}" for model, spread in spreads.items()) + ")"
         + (f"; not run yet: {', '.join(pending)}" if pending else ""))
     for group in present:
         if group["not_run"]:
