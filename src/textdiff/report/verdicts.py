@@ -46,11 +46,18 @@ def anchor(heading: str) -> str:
 
 
 def verdict_table(verdicts: list[dict], report_path: str = "") -> str:
-    """The rows in QUESTIONS' order; report_path prefixes each link (README links into reports/report.md)."""
-    order = list(QUESTIONS)
+    """A row per question, in QUESTIONS' order; report_path prefixes each link (README links into reports/report.md).
+    A question no section answered (its runs are not collected for this study) says so and links the page that
+    lists each group, its command and why an earlier collection is not this study's."""
+    answered = {row["question"]: row for row in verdicts}
+    groups_page = report_path.rpartition("/")[0] + "/experiments.md" if "/" in report_path else "experiments.md"
     lines = ["| question | verdict | what decides it | section |", "|---|---|---|---|"]
-    for row in sorted(verdicts, key=lambda r: order.index(r["question"])):
-        question, heading = QUESTIONS[row["question"]]
+    for key, (question, heading) in QUESTIONS.items():
+        row = answered.get(key)
+        if row is None:
+            lines.append(f"| {question} | **not run for this study yet** | the runs that decide it are not collected "
+                         f"for this study | [experiments]({groups_page}) |")
+            continue
         lines.append(f"| {question} | **{row['answer']}** | {row['figures']} | "
                      f"[{heading}]({report_path}#{anchor(heading)}) |")
     return "\n".join(lines) + "\n"
