@@ -50,7 +50,7 @@ def file_md5(path: Path) -> str | None:
 def group_runs(collected: dict, raw_params: dict, defined: dict, root: Path = Path(".")) -> dict:
     """A collected experiment group (experiments.collect) as the report uses it: per run that matches the current
     study (experiments.run_binding) its overrides and every model's metrics, samples and learning curve ("models"),
-    and for a group of one model that model's metrics and samples; the other runs under "excluded", each with its
+    and for an evaluated group of one model that model's metrics and samples; the other runs under "excluded", each with its
     reasons. raw_params: params.yaml as read; defined: its experiment groups (experiments.read_groups)."""
     model = collected["models"][0] if len(collected["models"]) == 1 else None
     group = defined.get(collected["group"])
@@ -64,7 +64,7 @@ def group_runs(collected: dict, raw_params: dict, defined: dict, root: Path = Pa
             excluded[name] = reasons
         else:
             runs[name] = {"overrides": run["overrides"], "models": run["models"]}
-            if model:
+            if model and "metrics" in run["models"][model]:  # a training-only group (the recipe's) has none
                 runs[name].update(metrics=run["models"][model]["metrics"], samples=run["models"][model]["samples"])
     return {"model": model, "runs": runs, "excluded": excluded, "command": collected["command"],
             "not_run": collected["not_run"], "sessions": collected_sessions(collected)}
