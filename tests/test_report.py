@@ -266,7 +266,8 @@ def test_the_committed_report_opens_with_its_verdicts_and_the_summary_plot():
     head = report.split("\n## What ran\n", 1)[0]
     assert "## Verdicts at a glance" in head and "(summary.png)" in head
     table = (REPO / "reports" / "verdicts.md").read_text(encoding="utf-8")
-    assert table.replace("(reports/report.md#", "(#").strip() in head  # the rows README shows, linked from here
+    local = table.replace("(reports/report.md#", "(#").replace("(reports/experiments.md)", "(experiments.md)")
+    assert local.strip() in head  # the rows README shows, linked from here
     from textdiff.report.verdicts import QUESTIONS
     assert table.count("\n| ") == len(QUESTIONS)  # every question the study answers has its row
 
@@ -335,3 +336,17 @@ def test_the_recipe_screen_renders_each_ingredient_against_the_default_seeds_and
                            {"recipe": ["wd"]}, [])
     assert "No run of the recipe groups is bound to this study yet: `python stages/experiments.py recipe`" in \
         "\n".join(waiting)
+
+
+def test_a_training_only_group_of_one_model_is_shown_by_its_learning_curves():
+    # recipe_mdlm trains MDLM alone and evaluates nothing: a group of one model once had to carry metrics, and the
+    # report stopped with "lacks the field 'metrics'".
+    import yaml
+
+    from textdiff.experiments import read_groups
+    from textdiff.report.groups import group_runs
+    collected = json.loads((REPO / "eval" / "experiments" / "recipe_mdlm.json").read_text())
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    shown = group_runs(collected, raw, read_groups(REPO / "params.yaml"), REPO)
+    assert shown["model"] == "mdlm" and len(shown["runs"]) == 3 and not shown["excluded"]
+    assert all("metrics" not in run and run["models"]["mdlm"]["learning_curve"] for run in shown["runs"].values())
