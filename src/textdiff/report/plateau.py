@@ -179,7 +179,7 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
               "each model it passes for.", "", f"![the recipe screen]({plot_name})", "",
               "| ingredient | model | leaves the plateau at (tokens, each seed) | default's seeds | last figure, mean "
               "(default's) | change (default's spread) | passes |", "|---|---|---|---|---|---|---|"]
-    adoptions, judged = {}, []
+    adoptions, judged, spreads = {}, [], {}  # spreads: the default's seed spread per model screened
     for label, entry in found.items():
         effects = {model: recipe_effect(default[model], curves, unigram_nll)
                    for model, curves in entry["curves"].items() if model in default}
@@ -187,6 +187,7 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
         shared = any(kinds.get(model) == "exact" for model in effects)
         adoptions[label] = adopted(effects, shared, diffusion)
         for model, e in effects.items():
+            spreads[model] = e["spread"]
             cells = ", ".join(f"{t:,}" if t is not None else "never" for t in e["exits"])
             base = ", ".join(f"{t:,}" if t is not None else "never" for t in e["default_exits"])
             mean = sum(e["end"]) / len(e["end"])
@@ -208,8 +209,6 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
                         (("leaves_earlier", "left the plateau earlier in every seed"),
                          ("better", "ended lower beyond the default's seed spread"),
                          ("worse", "ended higher beyond it")))
-    spreads = {model: recipe_effect(curves, curves, unigram_nll)["spread"] for model, curves in default.items()
-               if any(model in entry["curves"] for entry in found.values())}
     add(verdicts, "recipe", answer,
         f"screened at {seeds} seeds: {', '.join(found)} ({counted(len(judged), 'model screen')}: {outcome}; the "
         "default's seed spread of the last figure: "
