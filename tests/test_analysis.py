@@ -287,6 +287,25 @@ def test_an_ingredient_passes_only_where_every_seed_leaves_the_plateau_before_th
     assert adopted({"ar": {**e, "worse": True}, "mdlm": e}, shared=True, diffusion=["mdlm"]) == []  # AR worse
 
 
+def test_a_confirmation_can_take_back_what_the_screen_adopted_or_adopt_what_the_screen_could_not_show():
+    from textdiff.analysis import adopted_across
+    passes = {"passes": True, "worse": False}
+    neutral = {"passes": False, "worse": False}
+    worse = {"passes": False, "worse": True}
+    screen = {"ar": neutral, "mdlm": passes, "udlm": passes}
+    # Adopted at the default budget and not worse at 4x the steps: adopted for every model (a shared setting).
+    assert adopted_across([screen, {"ar": neutral, "mdlm": neutral, "udlm": neutral}], True, ["mdlm", "udlm"]) == \
+        ["ar", "mdlm", "udlm"]
+    # Worse for AR where the data repeats: a shared setting is taken back for every model.
+    assert adopted_across([screen, {"ar": worse, "mdlm": passes, "udlm": passes}], True, ["mdlm", "udlm"]) == []
+    # A regulariser neutral at the default budget that passes where the data repeats.
+    assert adopted_across([{"ar": neutral, "mdlm": neutral, "udlm": neutral},
+                           {"ar": neutral, "mdlm": passes, "udlm": passes}], True, ["mdlm", "udlm"]) == \
+        ["ar", "mdlm", "udlm"]
+    # A model's own setting is taken back only for the model it makes worse.
+    assert adopted_across([screen, {"mdlm": worse, "udlm": neutral}], False, ["mdlm", "udlm"]) == ["udlm"]
+
+
 def test_a_training_only_run_is_bound_without_a_judge_but_not_on_other_data():
     trained = {"mdlm": {"learning_curve": [], "train_summary": {}}}
     assert run_binding(bound_run(judge={}, models=trained), ENTRY, STUDY) == []

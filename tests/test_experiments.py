@@ -57,6 +57,19 @@ def test_bad_groups_are_one_line_errors(tmp_path, groups):
     assert "\n" not in str(error.value)
 
 
+def test_a_run_with_no_overrides_of_its_own_is_its_groups_set_alone(tmp_path):
+    # A confirmation group's reference (recipe_reuse's `default`) trains at the group's regime with nothing else set;
+    # without a `set` such a run would be the study itself, and stays refused (test_bad_groups_are_one_line_errors).
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"k": 8, "seed": 0, "experiments": {
+        "g": {"stages": ["report"], "set": {"k": 4}, "runs": {"default": {}, "default-seed1": {"seed": 1}}}}}))
+    group = read_groups(path)["g"]
+    sets = [word for command in (exp_run_command(group, "default"), exp_run_command(group, "default-seed1"))
+            for word in command if "=" in word]
+    assert sets == ["k=4", "seed=1", "k=4"]
+    assert read_groups(REPO / "params.yaml")["recipe_reuse"].runs["default"] == {}
+
+
 def test_a_run_records_the_code_data_and_judge_of_the_stages_it_rests_on():
     def stage(deps, outs):
         return {"deps": [{"path": p, "md5": m} for p, m in deps], "outs": [{"path": p, "md5": m} for p, m in outs]}

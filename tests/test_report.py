@@ -338,6 +338,48 @@ def test_the_recipe_screen_renders_each_ingredient_against_the_default_seeds_and
         "\n".join(waiting)
 
 
+def test_a_confirmation_group_is_judged_against_its_own_default_runs_and_can_take_back_an_adoption(tmp_path):
+    import math
+
+    from textdiff.report.plateau import recipe_lines
+    from tests.test_analysis import curve
+
+    regime = {"train.unique_rows": 1432, "train.epochs": 64}
+
+    def run(seed, nlls, overrides, common=None):
+        return {"overrides": {**overrides, **({"seed": seed} if seed else {})}, "set": common or {},
+                "models": {"mdlm": {"learning_curve": curve(nlls)}}}
+    unigram = math.exp(6.1)
+    default = {"mdlm": {"seed 0": curve([6.1, 6.1, 5.9]), "seed 1": curve([6.1, 5.9, 5.8]),
+                        "seed 2": curve([6.1, 6.1, 6.1])}}
+    untied = {"mdlm.tie_embeddings": False}
+    screen = {"runs": {f"untied{s}": run(i, [5.9, 5.8, 5.7], untied) for i, s in enumerate(["", "-seed1", "-seed2"])},
+              "excluded": {}, "not_run": [], "command": "python stages/experiments.py recipe_models"}
+    # Where the data repeats, the group's own default overfits less than untied does, beyond its seed spread; its
+    # curves would pass against the study's default (they leave the plateau at once), so the reference matters.
+    confirm = {"runs": {**{f"default{s}": run(i, [5.9, 5.0, 4.0 + i / 100], {}, regime)
+                           for i, s in enumerate(["", "-seed1", "-seed2"])},
+                        **{f"untied{s}": run(i, [5.9, 5.0, 4.5], untied, regime)
+                           for i, s in enumerate(["", "-seed1", "-seed2"])}},
+               "excluded": {}, "not_run": [], "command": "python stages/experiments.py recipe_reuse"}
+    verdicts = []
+    text = "\n".join(recipe_lines({"recipe_models": screen, "recipe_reuse": confirm}, default, unigram,
+                                  {"ar": "exact", "mdlm": "bound"}, "recipe.png", tmp_path, None, verdicts))
+    assert "At the default budget, against the study's seeds:" in text
+    assert ("At `train.unique_rows=1432`, `train.epochs=64`, against the group's own `default` runs:" in text)
+    assert "| untied (`mdlm.tie_embeddings=false`) | MDLM | 100, 100, 100 | 100, 100, 100 | 4.500 (4.010) | +0.490 " \
+           "(0.020) | no (worse) |" in text
+    assert "**Adopted by the rule: none passes.**" in text  # adopted by the screen, taken back where data repeats
+    assert verdicts[0]["answer"] == "none passes"
+    assert "confirmed at `train.unique_rows=1432`, `train.epochs=64`" in verdicts[0]["figures"]
+    # Without its default runs bound, a regime's ingredients are not judged (and the screen's adoption stands).
+    del confirm["runs"]["default"], confirm["runs"]["default-seed1"], confirm["runs"]["default-seed2"]
+    text = "\n".join(recipe_lines({"recipe_models": screen, "recipe_reuse": confirm}, default, unigram,
+                                  {"ar": "exact", "mdlm": "bound"}, "recipe.png", tmp_path, None, []))
+    assert "No `default` run of this regime is bound yet, so its ingredients (untied) are not judged." in text
+    assert "**Adopted by the rule: adopt untied (MDLM).**" in text
+
+
 def test_a_training_only_group_of_one_model_is_shown_by_its_learning_curves(monkeypatch):
     # recipe_mdlm trains MDLM alone and evaluates nothing: a group of one model once had to carry metrics, and the
     # report stopped with "lacks the field 'metrics'".

@@ -270,6 +270,18 @@ def adopted(effects: dict[str, dict], shared: bool, diffusion: list[str]) -> lis
     return [m for m in diffusion if m in effects and effects[m]["passes"]]
 
 
+def adopted_across(regimes: list[dict[str, dict]], shared: bool, diffusion: list[str]) -> list[str]:
+    """The models an ingredient judged in several regimes (the screen at the default budget and its confirmations:
+    longer training, repeated data; each a model -> recipe_effect) is adopted for: those it is adopted for in one
+    regime, unless it is worse in another (a shared setting: for any model; a model's own: for that model). A
+    confirmation can thus take back what the screen adopted, or adopt what helps only where the screen cannot show
+    it (a regulariser where the data repeats)."""
+    chosen = {m for effects in regimes for m in adopted(effects, shared, diffusion)}
+    if shared:
+        return sorted(chosen) if not any(e["worse"] for effects in regimes for e in effects.values()) else []
+    return [m for m in diffusion if m in chosen and not any(effects.get(m, {}).get("worse") for effects in regimes)]
+
+
 # --- training length ------------------------------------------------------------------------------------
 # A figure counts as having moved when it moves by more than this many standard errors: a validation NLL rising
 # while the training loss falls (overfitting), a context-only accuracy above the most-frequent-token guess or

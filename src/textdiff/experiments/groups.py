@@ -61,8 +61,10 @@ def read_groups(params_path="params.yaml") -> dict[str, Group]:
         for run, overrides in runs.items():
             if not _name_ok(run):
                 raise ParamError(f"params.yaml: {key}.runs name must be letters, digits, - or _, got {run!r}")
-            if not isinstance(overrides, dict) or not overrides:
-                raise ParamError(f"params.yaml: {key}.runs.{run} must be a non-empty mapping, got {overrides!r}")
+            # An empty run is the group's `set` alone (a confirmation group's reference); without a `set`, the study.
+            if not isinstance(overrides, dict) or not (overrides or common):
+                raise ParamError(f"params.yaml: {key}.runs.{run} must be a non-empty mapping (a run with no overrides "
+                                 f"of its own needs the group's `set`), got {overrides!r}")
         known = study_params(raw)
         for where, overrides in [(f"{key}.set", common), *((f"{key}.runs.{run}", o) for run, o in runs.items())]:
             for param in overrides:

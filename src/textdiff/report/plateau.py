@@ -1,6 +1,7 @@
 """The report's "Does diffusion get a fair start?": when each likelihood model's learning curve leaves the unigram
 plateau (analysis.plateau_exit), per training seed at the default budget and where the data-reuse groups have their
-seed runs; then the recipe screen (the recipe groups' ingredients, judged by analysis.recipe_effect and adopted)."""
+seed runs; then the recipe screen (the recipe groups' ingredients, judged by analysis.recipe_effect and adopted)
+and its confirmations (recipe groups with a `set` of their own: a regime, judged against the group's default runs)."""
 from __future__ import annotations
 
 import math
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ..analysis import PLATEAU_MARGIN, adopted, plateau_exit, recipe_effect
+from ..analysis import PLATEAU_MARGIN, adopted, adopted_across, plateau_exit, recipe_effect
 from ..experiments import COMMAND
-from .format import counted, display_name, excluded_lines, overrides_text, save_panels
+from .format import counted, display_name, excluded_lines, overrides_text, save_png
 from .groups import is_recipe_group, is_reuse_group, seed_label
 from .verdicts import add
 
@@ -110,45 +111,69 @@ def ingredient_of(run_name: str) -> str:
     return re.sub(r"-seed\d+$", "", run_name)
 
 
-def ingredients(groups: dict, seed: int) -> dict[str, dict]:
-    """Ingredient label -> {"overrides", "curves": model -> seed label -> curve} from the recipe groups' bound runs
-    (seed: the study's, for runs that set none)."""
-    found: dict[str, dict] = {}
+# A confirmation group (a recipe group whose `set` puts every run in another regime: longer training, repeated data)
+# names its runs without an ingredient `default`, `default-seed1`, ...: the reference its ingredients are judged by.
+REFERENCE = "default"
+
+
+def regimes(groups: dict, seed: int) -> dict[tuple, dict]:
+    """Regime (a recipe group's `set` as sorted items; () for the default budget) -> {"set", "ingredients": label ->
+    {"overrides", "curves": model -> seed label -> learning curve}} from the recipe groups' bound runs (seed: the
+    study's, for runs that set none)."""
+    found: dict[tuple, dict] = {}
     for name, group in groups.items():
         if not is_recipe_group(name):
             continue
         for run_name, run in group["runs"].items():
-            label = ingredient_of(run_name)
-            overrides = {k: v for k, v in run["overrides"].items() if k != "seed"}
-            entry = found.setdefault(label, {"overrides": overrides, "curves": {}})
+            common = run.get("set") or {}
+            regime = found.setdefault(tuple(sorted(common.items())), {"set": common, "ingredients": {}})
+            overrides = {k: v for k, v in run["overrides"].items() if k != "seed" and k not in common}
+            entry = regime["ingredients"].setdefault(ingredient_of(run_name), {"overrides": overrides, "curves": {}})
             for model, data in run["models"].items():
                 if data.get("learning_curve"):
                     entry["curves"].setdefault(model, {})[seed_label(run["overrides"], seed)] = data["learning_curve"]
-    return found
+    return dict(sorted(found.items(), key=lambda item: len(item[0])))  # the default budget (the screen) first
 
 
-def plot_recipe(default: dict[str, dict[str, list[dict]]], found: dict[str, dict], models: list[str],
-                unigram_nll: float, path: Path) -> None:
-    """Each diffusion model's learning curves: the default recipe's seeds (grey) and each ingredient's (a colour each),
-    against training tokens, with the unigram level the plateau sits on."""
-    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6 * max(1, len(models)), 4.2), dpi=110, squeeze=False)
-    for ax, model in zip(axes[0], models):
-        for i, curve in enumerate(default.get(model, {}).values()):
-            ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color="0.5", linewidth=1,
-                    label="default recipe (each seed)" if i == 0 else None)
-        for color, (label, entry) in enumerate(found.items()):
-            for i, curve in enumerate(entry["curves"].get(model, {}).values()):
-                ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color=f"C{color}",
-                        linewidth=1, alpha=0.8, label=label if i == 0 else None)
-        ax.axhline(unigram_nll, color="k", linestyle=":", linewidth=1, label="unigram model")
-        ax.axhline(unigram_nll - PLATEAU_MARGIN, color="k", linestyle="--", linewidth=0.8,
-                   label=f"{PLATEAU_MARGIN} nats below: off the plateau")
-        ax.set_title(display_name(model), fontsize=9)
-        ax.set_xlabel("training tokens")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    save_panels(fig, axes[0], "validation NELBO bound per token (curve rows)",
-                "The recipe screen: learning curves of each ingredient's seeds against the default's", path)
+def regime_title(common: dict) -> str:
+    return (f"at {overrides_text(common)}, against the group's own `{REFERENCE}` runs" if common
+            else "at the default budget, against the study's seeds")
+
+
+def plot_recipe(panels: list[tuple[str, dict, dict]], models: list[str], unigram_nll: float, path: Path) -> None:
+    """A row per regime (title, the reference's model -> seed label -> curve, its ingredients), a panel per diffusion
+    model: the reference's seeds (grey) and each ingredient's (a colour each) against training tokens, with the
+    unigram level the plateau sits on."""
+    rows, cols = max(1, len(panels)), max(1, len(models))
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.2 * rows), dpi=110, squeeze=False)
+    for row, (title, reference, found) in zip(axes, panels or [("", {}, {})]):
+        for ax, model in zip(row, models):
+            for i, curve in enumerate(reference.get(model, {}).values()):
+                ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color="0.5", linewidth=1,
+                        label="default recipe (each seed)" if i == 0 else None)
+            for color, (label, entry) in enumerate(found.items()):
+                for i, curve in enumerate(entry["curves"].get(model, {}).values()):
+                    ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color=f"C{color}",
+                            linewidth=1, alpha=0.8, label=label if i == 0 else None)
+            ax.axhline(unigram_nll, color="k", linestyle=":", linewidth=1, label="unigram model")
+            ax.axhline(unigram_nll - PLATEAU_MARGIN, color="k", linestyle="--", linewidth=0.8,
+                       label=f"{PLATEAU_MARGIN} nats below: off the plateau")
+            ax.set_title(f"{display_name(model)} {title}".strip(), fontsize=9)
+            ax.set_xlabel("training tokens")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        row[0].set_ylabel("validation NELBO bound per token (curve rows)")
+    fig.suptitle("The recipe screen: learning curves of each ingredient's seeds against the default's", fontsize=10)
+    save_png(fig, path)
+
+
+def _effect_row(label: str, overrides: dict, model: str, e: dict) -> str:
+    cells = ", ".join(f"{t:,}" if t is not None else "never" for t in e["exits"])
+    base = ", ".join(f"{t:,}" if t is not None else "never" for t in e["default_exits"])
+    mean, default_mean = sum(e["end"]) / len(e["end"]), sum(e["default_end"]) / len(e["default_end"])
+    return (f"| {label} ({overrides_text(overrides)}) | {display_name(model)} | {cells} | {base} | {mean:.3f} "
+            f"({default_mean:.3f}) | {e['change']:+.3f} ({e['spread']:.3f}) | {'yes' if e['passes'] else 'no'}"
+            f"{' (worse)' if e['worse'] else ''} |")
 
 
 def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigram_perplexity: float,
@@ -158,13 +183,21 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
     of each group params.yaml defines, so that a recipe group nobody has collected yet counts as runs to come."""
     groups = {**{name: {"runs": {}, "excluded": {}, "not_run": list(runs), "command": f"{COMMAND} {name}"}
                  for name, runs in (listed or {}).items() if is_recipe_group(name)}, **groups}
-    found = ingredients(groups, seed)
+    found = regimes(groups, seed)
     diffusion = [name for name, kind in kinds.items() if kind == "bound"]
     unigram_nll = math.log(unigram_perplexity)
-    plot_recipe(default, found, diffusion, unigram_nll, out_dir / plot_name)
     present = [g for name, g in groups.items() if is_recipe_group(name)]
+    # Each regime's reference: the study's seeds at the default budget, a confirmation group's own default runs.
+    panels = []  # (the regime's set, its title, its reference's curves, its ingredients)
+    for regime in found.values():
+        common, ingredients = regime["set"], regime["ingredients"]
+        reference = (ingredients.pop(REFERENCE)["curves"] if REFERENCE in ingredients else {}) if common else default
+        panels.append((common, regime_title(common) if len(found) > 1 else "", reference, ingredients))
+    plot_recipe([(", ".join(f"{k}={v}" for k, v in common.items()) if len(found) > 1 and common else
+                  "at the default budget" if len(found) > 1 else "", reference, ingredients)
+                 for common, _, reference, ingredients in panels], diffusion, unigram_nll, out_dir / plot_name)
     lines = ["### The recipe screen", ""]
-    if not found:
+    if not any(ingredients for *_, ingredients in panels):
         add(verdicts, "recipe", "not run yet", "; ".join(f"`{g['command']}`" for g in present) or "no recipe group")
         return lines + ["No run of the recipe groups is bound to this study yet: "
                         + ("; ".join(f"`{g['command']}`" for g in present) or "params.yaml defines none") + "."] + \
@@ -176,46 +209,67 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
               "default's by more than the default's spread over seeds; and it is not above by more than that. A "
               "setting every model shares (its runs train AR too) is adopted for every model or for none: where it "
               "passes for every diffusion model and makes no model worse, AR included; a model's own setting for "
-              "each model it passes for.", "", f"![the recipe screen]({plot_name})", "",
-              "| ingredient | model | leaves the plateau at (tokens, each seed) | default's seeds | last figure, mean "
+              "each model it passes for. A confirmation group trains ingredients in another regime (longer "
+              "training; repeated data, where a regulariser can show what it is for) against default runs of its "
+              "own, by the same rule: an ingredient is adopted where it is in one regime, unless it is worse in "
+              "another.", "", f"![the recipe screen]({plot_name})", ""]
+    header = ["| ingredient | model | leaves the plateau at (tokens, each seed) | default's seeds | last figure, mean "
               "(default's) | change (default's spread) | passes |", "|---|---|---|---|---|---|---|"]
-    adoptions, judged, spreads = {}, [], {}  # spreads: the default's seed spread per model screened
-    for label, entry in found.items():
-        effects = {model: recipe_effect(default[model], curves, unigram_nll)
-                   for model, curves in entry["curves"].items() if model in default}
-        judged += effects.values()
-        shared = any(kinds.get(model) == "exact" for model in effects)
-        adoptions[label] = adopted(effects, shared, diffusion)
-        for model, e in effects.items():
-            spreads[model] = e["spread"]
-            cells = ", ".join(f"{t:,}" if t is not None else "never" for t in e["exits"])
-            base = ", ".join(f"{t:,}" if t is not None else "never" for t in e["default_exits"])
-            mean = sum(e["end"]) / len(e["end"])
-            lines.append(f"| {label} ({overrides_text(entry['overrides'])}) | {display_name(model)} | {cells} | {base} "
-                         f"| {mean:.3f} ({sum(e['default_end']) / len(e['default_end']):.3f}) | {e['change']:+.3f} "
-                         f"({e['spread']:.3f}) | {'yes' if e['passes'] else 'no'}"
-                         f"{' (worse)' if e['worse'] else ''} |")
-    taken = {label: models for label, models in adoptions.items() if models}
+    judged_in: dict[str, list[dict]] = {}  # ingredient -> its effects (model -> recipe_effect) in each regime
+    judged, spreads, shared_labels = [], {}, set()  # spreads: the default budget's seed spread per model screened
+    for common, title, reference, ingredients in panels:
+        if title:
+            lines += [f"{title[0].upper()}{title[1:]}:", ""]
+        if not reference:
+            lines += [f"No `{REFERENCE}` run of this regime is bound yet, so its ingredients "
+                      f"({', '.join(ingredients)}) are not judged.", ""]
+            continue
+        if not ingredients:
+            continue
+        lines += header
+        for label, entry in ingredients.items():
+            effects = {model: recipe_effect(reference[model], curves, unigram_nll)
+                       for model, curves in entry["curves"].items() if model in reference}
+            judged_in.setdefault(label, []).append(effects)
+            judged += effects.values()
+            if any(kinds.get(model) == "exact" for model in effects):
+                shared_labels.add(label)
+            for model, e in effects.items():
+                if not common:
+                    spreads[model] = e["spread"]
+                lines.append(_effect_row(label, entry["overrides"], model, e))
+        lines.append("")
+    taken = {label: models for label, effects in judged_in.items()
+             if (models := adopted_across(effects, label in shared_labels, diffusion))}
     answer = ("adopt " + "; ".join(f"{label} ({', '.join(map(display_name, models))})"
                                    for label, models in taken.items())
               if taken else "none passes")
-    lines += ["", f"**Adopted by the rule: {answer}.**" + (
+    lines += [f"**Adopted by the rule: {answer}.**" + (
         " Adopting changes every model's training, so it belongs to the one batched rerun of the study and its "
         "groups; until then the default recipe stands and every seed spread keeps the plateau's chance."
         if taken else " The default recipe stands, and every seed spread keeps the plateau's chance."), ""]
-    pending = sorted({ingredient_of(run) for g in present for run in g["not_run"]})
-    seeds = max(len(c) for e in found.values() for c in e["curves"].values())
+    def is_confirmation(group: dict) -> bool:
+        return REFERENCE in {ingredient_of(run) for run in [*group["runs"], *group["not_run"]]}
+    pending = sorted({ingredient_of(run) for g in present if not is_confirmation(g) for run in g["not_run"]})
+    unconfirmed = {name: sorted({ingredient_of(run) for run in g["not_run"]} - {REFERENCE})
+                   for name, g in groups.items() if is_recipe_group(name) and is_confirmation(g) and g["not_run"]}
+    seeds = max(len(c) for *_, ingredients in panels for e in ingredients.values() for c in e["curves"].values())
     outcome = ", ".join(f"{counted(sum(e[key] for e in judged), 'screen')} {words}" for key, words in
                         (("leaves_earlier", "left the plateau earlier in every seed"),
                          ("better", "ended lower beyond the default's seed spread"),
                          ("worse", "ended higher beyond it")))
+    confirmed = [overrides_text(common) for common, _, reference, ingredients in panels
+                 if common and reference and ingredients]
     add(verdicts, "recipe", answer,
-        f"screened at {seeds} seeds: {', '.join(found)} ({counted(len(judged), 'model screen')}: {outcome}; the "
-        "default's seed spread of the last figure: "
+        f"screened at {seeds} seeds: {', '.join(judged_in)} ({counted(len(judged), 'model screen')}: {outcome}; "
+        "the default's seed spread of the last figure: "
         + ", ".join(f"{display_name(model)} {spread:.3f}" for model, spread in spreads.items()) + ")"
-        + (f"; not run yet: {', '.join(pending)}" if pending else ""))
+        + (f"; confirmed at {'; at '.join(confirmed)}" if confirmed else "")
+        + (f"; not run yet: {', '.join(pending)}" if pending else "")
+        + "".join(f"; confirmation not run yet ({name}): {', '.join(names) or REFERENCE}"
+                  for name, names in unconfirmed.items()))
     for group in present:
         if group["not_run"]:
             lines += [f"Not run yet ({group['command']} <name>): {', '.join(group['not_run'])}.", ""]
         lines += excluded_lines(group["excluded"], group["command"])
-    return lines
+    return lines + [""]
