@@ -161,21 +161,37 @@ def test_workers_that_left_with_runs_still_queued_are_started_again():
     restarted = {"a": "Success", "b": "Running", "c": "Running"}
     done = {"a": "Success", "b": "Success", "c": "Success"}
     short = int(RESTART_AFTER_S // poll) + 2  # polls in which one worker is missing
-    timeline = iter([both, both] + [one_left] * short + [restarted, done])
+    timeline = iter([both, both] + [one_left] * short + [restarted, done, done])
     now, started = [0.0], []
 
     def sleep(seconds):
         now[0] += seconds
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
     assert started == [1]  # once, only after RESTART_AFTER_S short, and only the missing worker: the busy one stays
-    timeline = iter([both, both, one_left, restarted, done])  # a worker that shows up in time: nothing to do
+    timeline = iter([both, both, one_left, restarted, done, done])  # a worker that shows up in time: nothing to do
     started.clear()
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
     assert started == []
     both_left = {"a": "Success", "b": "Success", "c": "Queued", "d": "Queued", "e": "Queued"}
-    timeline = iter([both_left] * short + [{"c": "Running", "d": "Running", "e": "Queued"}, done])
+    timeline = iter([both_left] * short + [{"c": "Running", "d": "Running", "e": "Queued"}, done, done])
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
     assert started == [2]  # both missing: both started, never more than `jobs` in all
+
+
+def test_a_queue_status_that_failed_or_showed_nothing_once_does_not_end_the_wait():
+    # A runner once read one `dvc queue status` with no run queued or running while 13 were queued: it stopped the
+    # workers and reported the 13 as taken out of the queue. No answer (None) or one empty reading is not the end.
+    from textdiff.experiments import wait_for_queue
+    running = {"a": "Running", "b": "Queued"}
+    done = {"a": "Success", "b": "Success"}
+    timeline = iter([running, None, {}, running, done, done])
+    read = []
+
+    def states():
+        read.append(1)
+        return next(timeline)
+    wait_for_queue(2, states, lambda count: None, 10.0, clock=lambda: 0.0, sleep=lambda s: None)
+    assert len(read) == 6  # every reading, to the second idle one in a row
 
 
 def test_a_run_starts_from_the_trained_stages_of_its_source_and_the_workspace_is_put_back(tmp_path):

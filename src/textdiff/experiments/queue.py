@@ -36,15 +36,15 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".",
     names = {experiment_name(group, run): (group, run) for group, run in selection}
     jobs = min(jobs, len(names))
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    busy = {name: state for name, state in queue_states(cwd).items()
-            if name in names and state in ("Queued", "Running")}
-    if busy:  # queued twice, its earlier experiment would be set aside twice and the first rerun's lost
-        raise ParamError(f"{', '.join(sorted(busy))} already queued or running (dvc queue status): wait for it to end, "
-                         "or take it out with `dvc queue kill` / `dvc queue remove`")
     for group, run in selection:  # a queued run is set up when queued, before any run of its queue has run
         if source_name(group, run) in names:
             raise ParamError(f"{group.name} / {run} starts from {group.start_from[run]}, which is in the same queue: "
                              "queue it after its source has run")
+    busy = {name: state for name, state in read_queue_states(cwd).items()
+            if name in names and state in ("Queued", "Running")}
+    if busy:  # queued twice, its earlier experiment would be set aside twice and the first rerun's lost
+        raise ParamError(f"{', '.join(sorted(busy))} already queued or running (dvc queue status): wait for it to end, "
+                         "or take it out with `dvc queue kill` / `dvc queue remove`")
     sources = {name: source_experiment(group, run, cwd) for name, (group, run) in names.items()}
     aside = set_aside(list(names), cwd)
     before = {name: newest_experiment(name, cwd) for name in names}
@@ -73,7 +73,7 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".",
         print(f"queued {len(selection)} runs; {jobs} at a time on {threads} torch thread(s) each", flush=True)
         wait_for_queue(jobs, lambda: queue_states(cwd), start_workers, poll_s)
     except KeyboardInterrupt:
-        states = queue_states(cwd)
+        states = read_queue_states(cwd)
         waiting = [name for name in names if states.get(name) == "Queued"]
         going_on = [name for name in names if states.get(name) == "Running"]
         if waiting:
@@ -86,7 +86,7 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".",
         succeeded = {name for name in names if newest_experiment(name, cwd) not in (None, before[name])}
         settle([name for name in aside if name not in going_on], succeeded, cwd)
     # A run DVC does not call Failed was taken out of the queue (`dvc queue remove`) before it ran: not run.
-    failed = {name for name, state in queue_states(cwd).items() if state == "Failed"}
+    failed = {name for name, state in read_queue_states(cwd).items() if state == "Failed"}
     return ([pair for name, pair in names.items() if name not in succeeded and name in failed],
             [pair for name, pair in names.items() if name not in succeeded and name not in failed])
 
@@ -102,6 +102,16 @@ def run_detaching(command: list[str], cwd, env) -> tuple[int, str]:
         return returncode, errors.read().decode(errors="replace").strip()
 
 
+def read_queue_states(cwd=".", attempts: int = 5, wait_s: float = 2.0) -> dict[str, str]:
+    """queue_states where an answer is needed now: asked again a few times, then a one-line error."""
+    for _ in range(attempts):
+        states = queue_states(cwd)
+        if states is not None:
+            return states
+        time.sleep(wait_s)
+    raise ParamError("dvc queue status failed; the queue's state is unknown (run it to see why)")
+
+
 RESTART_AFTER_S = 120.0  # a worker short for this long, with runs still queued, is started again
 
 
@@ -110,11 +120,18 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
     (treeverse/dvc#10562: one finished its run and left while the other's ran on for an hour), so where fewer
     than `jobs` run while some wait, for RESTART_AFTER_S (a started worker takes a while to show its run as
     running), the missing workers are started again."""
-    short_since = None
+    short_since, idle_reads = None, 0
     while True:
-        current = states().values()
+        read = states()
+        if read is None:  # dvc could not say this time: no answer is not an empty queue
+            sleep(poll_s)
+            continue
+        current = read.values()
         running, queued = sum(s == "Running" for s in current), sum(s == "Queued" for s in current)
-        if not running and not queued:
+        # Done only on two idle readings in a row: one reading once showed no run queued or running with 13 still
+        # queued, and the runner left them there, unrun.
+        idle_reads = idle_reads + 1 if not running and not queued else 0
+        if idle_reads >= 2:
             return
         if queued and running < jobs:
             short_since = clock() if short_since is None else short_since
@@ -126,10 +143,14 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
         sleep(poll_s)
 
 
-def queue_states(cwd=".") -> dict[str, str]:
-    """`dvc queue status` as experiment name -> state (Queued, Running, Success, Failed)."""
+def queue_states(cwd=".") -> dict[str, str] | None:
+    """`dvc queue status` as experiment name -> state (Queued, Running, Success, Failed); None where dvc failed to
+    answer (a non-zero exit)."""
+    status = run_dvc("queue", "status", cwd=cwd)
+    if status.returncode:
+        return None
     states = {}
-    for line in run_dvc("queue", "status", cwd=cwd).stdout.splitlines():
+    for line in status.stdout.splitlines():
         words = line.split()
         for state in ("Queued", "Running", "Success", "Failed"):
             if state in words:
