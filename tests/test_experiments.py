@@ -161,37 +161,53 @@ def test_workers_that_left_with_runs_still_queued_are_started_again():
     restarted = {"a": "Success", "b": "Running", "c": "Running"}
     done = {"a": "Success", "b": "Success", "c": "Success"}
     short = int(RESTART_AFTER_S // poll) + 2  # polls in which one worker is missing
-    timeline = iter([both, both] + [one_left] * short + [restarted, done, done])
+    timeline = iter([both, both] + [one_left] * short + [restarted, done])
     now, started = [0.0], []
 
     def sleep(seconds):
         now[0] += seconds
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
     assert started == [1]  # once, only after RESTART_AFTER_S short, and only the missing worker: the busy one stays
-    timeline = iter([both, both, one_left, restarted, done, done])  # a worker that shows up in time: nothing to do
+    timeline = iter([both, both, one_left, restarted, done])  # a worker that shows up in time: nothing to do
     started.clear()
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
     assert started == []
     both_left = {"a": "Success", "b": "Success", "c": "Queued", "d": "Queued", "e": "Queued"}
-    timeline = iter([both_left] * short + [{"c": "Running", "d": "Running", "e": "Queued"}, done, done])
+    timeline = iter([both_left] * short + [{"c": "Running", "d": "Running", "e": "Queued"}, done])
     wait_for_queue(2, lambda: next(timeline), started.append, poll, clock=lambda: now[0], sleep=sleep)
     assert started == [2]  # both missing: both started, never more than `jobs` in all
 
 
-def test_a_queue_status_that_failed_or_showed_nothing_once_does_not_end_the_wait():
-    # A runner once read one `dvc queue status` with no run queued or running while 13 were queued: it stopped the
-    # workers and reported the 13 as taken out of the queue. No answer (None) or one empty reading is not the end.
+def test_a_rerun_waiting_in_the_queue_is_not_read_as_its_earlier_tasks_success(monkeypatch):
+    # DVC lists a rerun's earlier, finished tasks under the same name, after the waiting ones. The runner once read
+    # 13 waiting reruns as Success, took the queue for empty, stopped the workers and reported them as not run.
+    import subprocess
+
+    from textdiff.experiments import queue
+    listing = ("Task     Name          Created    Status\n"
+               "4dae66a  recipe-wd     07:02 PM   Running\n"
+               "17a687b  recipe-ema    07:02 PM   Queued\n"
+               "fb616b8  recipe-wd     01:29 PM   Success\n"
+               "27a8184  recipe-ema    01:29 PM   Success\n"
+               "31c786a  recipe-lr     12:47 PM   Failed\n"
+               "be50392  recipe-lr     03:29 PM   Success\n\nWorker status: 2 active, 0 idle\n")
+    monkeypatch.setattr(queue, "run_dvc", lambda *args, cwd=".": subprocess.CompletedProcess(args, 0, listing, ""))
+    assert queue.queue_states() == {"recipe-wd": "Running", "recipe-ema": "Queued", "recipe-lr": "Success"}
+    assert queue.queue_tasks()[1] == ("17a687b", "recipe-ema", "Queued")  # what Ctrl-C removes: the task, by id
+    monkeypatch.setattr(queue, "run_dvc", lambda *args, cwd=".": subprocess.CompletedProcess(args, 1, "", "lock"))
+    assert queue.queue_states() is None
+
+
+def test_a_queue_status_that_failed_does_not_end_the_wait():
     from textdiff.experiments import wait_for_queue
-    running = {"a": "Running", "b": "Queued"}
-    done = {"a": "Success", "b": "Success"}
-    timeline = iter([running, None, {}, running, done, done])
+    timeline = iter([{"a": "Running"}, None, {"a": "Running"}, {"a": "Success"}])
     read = []
 
     def states():
         read.append(1)
         return next(timeline)
     wait_for_queue(2, states, lambda count: None, 10.0, clock=lambda: 0.0, sleep=lambda s: None)
-    assert len(read) == 6  # every reading, to the second idle one in a row
+    assert len(read) == 4  # a failed reading (None) is asked again, not taken for an empty queue
 
 
 def test_a_run_starts_from_the_trained_stages_of_its_source_and_the_workspace_is_put_back(tmp_path):
@@ -315,7 +331,8 @@ class FakeQueue:
         for module in (queue, runner):
             monkeypatch.setattr(module, "run_dvc", run_dvc)
             monkeypatch.setattr(module, "newest_experiment", lambda name, cwd=".": self.refs.get(name))
-        monkeypatch.setattr(queue, "queue_states", lambda cwd=".": dict(self.states))
+        monkeypatch.setattr(queue, "queue_tasks",  # task ids as DVC gives them: not the experiment's name
+                            lambda cwd=".": [(f"task-{name}", name, state) for name, state in self.states.items()])
         monkeypatch.setattr(queue, "source_experiment", lambda group, run, cwd=".": None)
         monkeypatch.setattr(queue.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
         monkeypatch.setattr(queue, "run_detaching", lambda *a: (0, ""))
@@ -340,7 +357,8 @@ def test_ctrl_c_in_the_queue_removes_the_waiting_runs_and_keeps_every_earlier_ex
     with pytest.raises(QueueInterrupted) as stopped:
         run_in_queue([(group, "a"), (group, "b"), (group, "c")], jobs=2, cwd=tmp_path)
     assert (stopped.value.going_on, stopped.value.removed) == (["g-b"], ["g-c"])
-    assert ("queue", "remove", "g-c") in fake.commands and not any(c[:2] == ("queue", "kill") for c in fake.commands)
+    assert ("queue", "remove", "task-g-c") in fake.commands
+    assert not any(c[:2] == ("queue", "kill") for c in fake.commands)
     # b goes on: its collected experiment stays held, aside; c never ran: its own comes back; a made none here.
     assert fake.refs["g-b-previous"] == "old-b" and fake.refs["g-c"] == "old-c" and fake.refs["g-a"] == "old-a"
 

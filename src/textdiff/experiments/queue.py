@@ -76,8 +76,9 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".",
         states = read_queue_states(cwd)
         waiting = [name for name in names if states.get(name) == "Queued"]
         going_on = [name for name in names if states.get(name) == "Running"]
-        if waiting:
-            run_dvc("queue", "remove", *waiting, cwd=cwd)
+        if waiting:  # by task id: `dvc queue remove <name>` can take a finished task of the same name instead
+            run_dvc("queue", "remove", *(task for task, name, state in queue_tasks(cwd) or []
+                                         if name in waiting and state == "Queued"), cwd=cwd)
         raise QueueInterrupted(going_on, waiting) from None
     finally:
         run_dvc("queue", "stop", cwd=cwd)  # each worker stops once its current run has ended
@@ -120,7 +121,7 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
     (treeverse/dvc#10562: one finished its run and left while the other's ran on for an hour), so where fewer
     than `jobs` run while some wait, for RESTART_AFTER_S (a started worker takes a while to show its run as
     running), the missing workers are started again."""
-    short_since, idle_reads = None, 0
+    short_since = None
     while True:
         read = states()
         if read is None:  # dvc could not say this time: no answer is not an empty queue
@@ -128,10 +129,7 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
             continue
         current = read.values()
         running, queued = sum(s == "Running" for s in current), sum(s == "Queued" for s in current)
-        # Done only on two idle readings in a row: one reading once showed no run queued or running with 13 still
-        # queued, and the runner left them there, unrun.
-        idle_reads = idle_reads + 1 if not running and not queued else 0
-        if idle_reads >= 2:
+        if not running and not queued:
             return
         if queued and running < jobs:
             short_since = clock() if short_since is None else short_since
@@ -143,16 +141,32 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
         sleep(poll_s)
 
 
-def queue_states(cwd=".") -> dict[str, str] | None:
-    """`dvc queue status` as experiment name -> state (Queued, Running, Success, Failed); None where dvc failed to
-    answer (a non-zero exit)."""
+STATES = ("Queued", "Running", "Success", "Failed")
+
+
+def queue_tasks(cwd=".") -> list[tuple[str, str, str]] | None:
+    """`dvc queue status` as (task id, experiment name, state) in its order (the waiting and running tasks, then
+    the finished ones, oldest first); None where dvc failed to answer (a non-zero exit)."""
     status = run_dvc("queue", "status", cwd=cwd)
     if status.returncode:
         return None
-    states = {}
-    for line in status.stdout.splitlines():
-        words = line.split()
-        for state in ("Queued", "Running", "Success", "Failed"):
-            if state in words:
-                states[words[1] if len(words) > 2 else words[0]] = state
+    return [(words[0], words[1], state) for words in map(str.split, status.stdout.splitlines()) if len(words) > 2
+            for state in STATES if state in words]
+
+
+def states_of(tasks: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Experiment name -> the state of its run now. A rerun's name also labels its earlier, finished tasks (DVC
+    keeps them listed), so a task waiting or running wins, and otherwise the newest finished one: the runner once
+    read a queued rerun as its earlier task's Success, took the queue for empty with 13 runs waiting, stopped the
+    workers and reported the 13 as taken out of the queue."""
+    states: dict[str, str] = {}
+    for _, name, state in tasks:
+        if states.get(name) not in ("Queued", "Running"):
+            states[name] = state
     return states
+
+
+def queue_states(cwd=".") -> dict[str, str] | None:
+    """`dvc queue status` as experiment name -> state (states_of); None where dvc failed to answer."""
+    tasks = queue_tasks(cwd)
+    return None if tasks is None else states_of(tasks)
