@@ -140,6 +140,12 @@ def regime_title(common: dict) -> str:
             else "at the default budget, against the study's seeds")
 
 
+# matplotlib's tab10 without its grey (C7), which is the default recipe's; then tab20's lighter shades (odd
+# indices) without its grey (15), so that more than nine ingredients still get colours of their own.
+INGREDIENT_COLORS = [*(f"C{i}" for i in range(10) if i != 7),
+                     *(plt.get_cmap("tab20")(i) for i in range(1, 20, 2) if i != 15)]
+
+
 def plot_recipe(panels: list[tuple[str, dict, dict]], models: list[str], unigram_nll: float, path: Path) -> None:
     """A row per regime (title, the reference's model -> seed label -> curve, its ingredients), a panel per diffusion
     model: the reference's seeds (grey) and each ingredient's (a colour each) against training tokens, with the
@@ -151,9 +157,9 @@ def plot_recipe(panels: list[tuple[str, dict, dict]], models: list[str], unigram
             for i, curve in enumerate(reference.get(model, {}).values()):
                 ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color="0.5", linewidth=1,
                         label="default recipe (each seed)" if i == 0 else None)
-            for color, (label, entry) in enumerate(found.items()):
+            for color, (label, entry) in zip(INGREDIENT_COLORS, found.items()):
                 for i, curve in enumerate(entry["curves"].get(model, {}).values()):
-                    ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color=f"C{color}",
+                    ax.plot([p["tokens"] for p in curve], [p["valid_nll"] for p in curve], color=color,
                             linewidth=1, alpha=0.8, label=label if i == 0 else None)
             ax.axhline(unigram_nll, color="k", linestyle=":", linewidth=1, label="unigram model")
             ax.axhline(unigram_nll - PLATEAU_MARGIN, color="k", linestyle="--", linewidth=0.8,
