@@ -140,6 +140,11 @@ def regime_title(common: dict) -> str:
             else "at the default budget, against the study's seeds")
 
 
+def plot_title(common: dict) -> str:
+    """A plot row's regime in plain text (a figure title renders no markdown)."""
+    return ", ".join(f"{key}={value}" for key, value in common.items()) if common else "at the default budget"
+
+
 # matplotlib's tab10 without its grey (C7), which is the default recipe's; then tab20's lighter shades (odd
 # indices) without its grey (15), so that more than nine ingredients still get colours of their own.
 INGREDIENT_COLORS = [*(f"C{i}" for i in range(10) if i != 7),
@@ -199,8 +204,7 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
         common, ingredients = regime["set"], regime["ingredients"]
         reference = (ingredients.pop(REFERENCE)["curves"] if REFERENCE in ingredients else {}) if common else default
         panels.append((common, regime_title(common) if len(found) > 1 else "", reference, ingredients))
-    plot_recipe([(", ".join(f"{k}={v}" for k, v in common.items()) if len(found) > 1 and common else
-                  "at the default budget" if len(found) > 1 else "", reference, ingredients)
+    plot_recipe([(plot_title(common) if len(found) > 1 else "", reference, ingredients)
                  for common, _, reference, ingredients in panels], diffusion, unigram_nll, out_dir / plot_name)
     lines = ["### The recipe screen", ""]
     if not any(ingredients for *_, ingredients in panels):
