@@ -380,6 +380,28 @@ def test_a_confirmation_group_is_judged_against_its_own_default_runs_and_can_tak
     assert "**Adopted by the rule: adopt untied (MDLM).**" in text
 
 
+def test_a_recipe_group_is_a_confirmation_by_its_set_alone_not_by_the_names_of_its_runs(tmp_path):
+    # The report once told a confirmation by a run named `default`: a confirmation group listed without one was
+    # counted as screen runs to come, and a screen group with such a run as a confirmation.
+    import math
+
+    from textdiff.report.plateau import recipe_lines
+    from tests.test_analysis import curve
+
+    unigram = math.exp(6.1)
+    default = {"mdlm": {"seed 0": curve([6.1, 6.1, 5.9]), "seed 1": curve([6.1, 5.9, 5.8])}}
+    screen = {"runs": {"untied": {"overrides": {"mdlm.tie_embeddings": False},
+                                  "models": {"mdlm": {"learning_curve": curve([5.9, 5.8, 5.7])}}}},
+              "excluded": {}, "not_run": ["default"], "command": "python stages/experiments.py recipe_models"}
+    verdicts = []
+    recipe_lines({"recipe_models": screen}, default, unigram, {"mdlm": "bound"}, "recipe.png", tmp_path,
+                 {"recipe_models": ["untied", "default"], "recipe_reuse": ["wd", "wd-seed1"]}, verdicts, 0,
+                 {"recipe_models": {}, "recipe_reuse": {"train.epochs": 64}})
+    figures = verdicts[0]["figures"]
+    assert "not run yet: default" in figures
+    assert figures.endswith("; confirmation not run yet (recipe_reuse): wd")
+
+
 def test_a_training_only_group_of_one_model_is_shown_by_its_learning_curves(monkeypatch):
     # recipe_mdlm trains MDLM alone and evaluates nothing: a group of one model once had to carry metrics, and the
     # report stopped with "lacks the field 'metrics'".

@@ -112,7 +112,8 @@ def _build_report(eval_dir, model_dir, data_dir, out_dir, model_names, timings_d
         default_curves, reuse_curves, pack_stats["unigram_valid_perplexity"],
         f"{u_label(reuse_at[0], pack_stats['train_rows'])} for {reuse_at[1]:g} epochs" if reuse_at else "",
         kinds, verdicts) + recipe_lines(groups, default_curves, pack_stats["unigram_valid_perplexity"], kinds,
-                                        "recipe.png", out_dir, listed, verdicts, raw_params["seed"])
+                                        "recipe.png", out_dir, listed, verdicts, raw_params["seed"],
+                                        {name: group.common for name, group in defined.items()})
     length_lines = training_length_section(runs_by_length, by_seed, groups.get(LENGTH_GROUP), reference,
                                            "training_length_nll.png", "training_length_samples.png", verdicts)
     sampler_lines = samplers_section(groups, metrics, sweeps, reference, spread, "samplers.png", out_dir, verdicts)

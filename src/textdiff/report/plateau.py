@@ -189,15 +189,17 @@ def _effect_row(label: str, overrides: dict, model: str, e: dict) -> str:
 
 def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigram_perplexity: float,
                  kinds: dict[str, str], plot_name: str, out_dir: Path, listed: dict[str, list[str]] | None = None,
-                 verdicts: list | None = None, seed: int = 0) -> list[str]:
+                 verdicts: list | None = None, seed: int = 0, sets: dict[str, dict] | None = None) -> list[str]:
     """The recipe screen's part of the section (its plot is written in every case, a DVC output). listed: the runs
-    of each group params.yaml defines, so that a recipe group nobody has collected yet counts as runs to come."""
+    of each group params.yaml defines, so that a recipe group nobody has collected yet counts as runs to come;
+    sets: each such group's `set`, which makes it a confirmation group whether or not any run of it is collected."""
     groups = {**{name: {"runs": {}, "excluded": {}, "not_run": list(runs), "command": f"{COMMAND} {name}"}
                  for name, runs in (listed or {}).items() if is_recipe_group(name)}, **groups}
     found = regimes(groups, seed)
     diffusion = [name for name, kind in kinds.items() if kind == "bound"]
     unigram_nll = math.log(unigram_perplexity)
-    present = [g for name, g in groups.items() if is_recipe_group(name)]
+    recipe_groups = {name: g for name, g in groups.items() if is_recipe_group(name)}
+    present = list(recipe_groups.values())
     # Each regime's reference: the study's seeds at the default budget, a confirmation group's own default runs.
     panels = []  # (the regime's set, its title, its reference's curves, its ingredients)
     for regime in found.values():
@@ -258,11 +260,14 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
         " Adopting changes every model's training, so it belongs to the one batched rerun of the study and its "
         "groups; until then the default recipe stands and every seed spread keeps the plateau's chance."
         if taken else " The default recipe stands, and every seed spread keeps the plateau's chance."), ""]
-    def is_confirmation(group: dict) -> bool:
-        return REFERENCE in {ingredient_of(run) for run in [*group["runs"], *group["not_run"]]}
-    pending = sorted({ingredient_of(run) for g in present if not is_confirmation(g) for run in g["not_run"]})
+    def is_confirmation(name: str, group: dict) -> bool:
+        """The one test, as regimes() applies it to each run: the group puts its runs in a regime by a `set`
+        (params.yaml's now, else the one its collected runs ran with)."""
+        return bool((sets or {}).get(name) or any(run.get("set") for run in group["runs"].values()))
+    pending = sorted({ingredient_of(run) for name, g in recipe_groups.items() if not is_confirmation(name, g)
+                      for run in g["not_run"]})
     unconfirmed = {name: sorted({ingredient_of(run) for run in g["not_run"]} - {REFERENCE})
-                   for name, g in groups.items() if is_recipe_group(name) and is_confirmation(g) and g["not_run"]}
+                   for name, g in recipe_groups.items() if is_confirmation(name, g) and g["not_run"]}
     seeds = max(len(c) for *_, ingredients in panels for e in ingredients.values() for c in e["curves"].values())
     outcome = ", ".join(f"{counted(sum(e[key] for e in judged), 'screen')} {words}" for key, words in
                         (("leaves_earlier", "left the plateau earlier in every seed"),
