@@ -99,3 +99,18 @@ def test_the_section_renders_with_its_plot_and_waits_for_its_group(tmp_path):
     assert "## Does better sampling close the gap?" in text and "MDLM order=confidence" in text
     assert "at 16x the steps: no bound run yet" in text and "Not run yet: mdlm-x16-confidence" in text
     assert "with no seed spread to judge it by" in text
+
+
+def test_no_verdict_on_sampling_where_no_sampler_option_is_bound(tmp_path):
+    # With every samplers run unbound, the plain samplers were each model's "best" and the verdict table said the
+    # gap was unchanged, a finding no run had tested.
+    from textdiff.report.samplers import samplers_section
+    metrics = {"ar": {"perplexity_kind": "exact", "sample_judge_perplexity": 20.0, "sample_entropy": 3.5},
+               "mdlm": {"perplexity_kind": "bound", "sample_judge_perplexity": 400.0, "sample_entropy": 3.5}}
+    group = {"runs": {}, "not_run": [], "excluded": {"mdlm-confidence": "it ran other code"},
+             "command": "python stages/experiments.py samplers"}
+    verdicts = []
+    text = "\n".join(samplers_section({"samplers": group}, metrics, DEFAULT, REFERENCE, {}, "samplers.png", tmp_path,
+                                      verdicts))
+    assert "at the default length: no bound run yet" in text
+    assert verdicts == []
