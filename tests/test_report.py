@@ -148,6 +148,18 @@ def test_training_length_section_says_whether_a_copying_model_starts_using_the_c
     assert "start modelling language with longer training? **No**" in text and "accuracy falls with training" in text
 
 
+def test_no_answer_on_context_use_from_a_single_training_length():
+    sdd = {**full_metrics("denoising cross-entropy", 1.0, 400), "context_only_accuracy": 0.001,
+           "context_only_accuracy_standard_error": 0.0005, "diagnostics": {"most_frequent_token_accuracy": 0.067}}
+    ar_x4 = {"overrides": {"train.steps_factor.ar": 4},
+             "models": {"ar": {"metrics": full_metrics("exact", 3.5, 1600), "learning_curve": []}}}
+    lengths = {"runs": {"ar-x4": ar_x4}, "excluded": {}, "command": "python stages/experiments.py training_length"}
+    main = {"ar": full_metrics("exact", 3.8), "sdd": sdd}  # SDD at the default length only
+    text = "\n".join(training_length_section(length_runs(main, {}, lengths), {}, lengths,
+                                              REFERENCE, "nll.png", "samples.png"))
+    assert "with longer training? **Not run for this study yet**" in text and "**No**" not in text
+
+
 def test_the_spread_table_lists_every_figure_of_every_model_in_table_order():
     from textdiff.analysis import seed_spread
 

@@ -284,15 +284,18 @@ def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]],
                 for _, _, m in model_runs if "context_only_accuracy" in m]
         floor = model_runs[0][2].get("diagnostics", {}).get("most_frequent_token_accuracy")
         use = context_use(ends, floor) if floor is not None else None
-        if use:
-            trend = {"rises": "rises", "falls": "falls", "cannot tell": "stays within its standard errors",
-                     None: "has one length only"}[use["trend"]]
-            lines.append(f"- Does {display_name(name)} start modelling language with longer training? "
-                         f"**{'Yes' if use['uses_context'] else 'No'}**: where only the context tells the token, its "
-                         f"accuracy {trend} with training ({use['shortest_accuracy']:.2%} in its shortest run, "
-                         f"{use['longest_accuracy']:.2%} at {use['longest_tokens']:,} tokens), against "
-                         f"{use['floor']:.2%} for always guessing the most frequent token. Rule: it models language "
-                         f"from context when that accuracy is over the guess by more than "
+        question = f"- Does {display_name(name)} start modelling language with longer training? "
+        against = (f"against {use['floor']:.2%} for always guessing the most frequent token" if use else "")
+        if use and use["trend"] is None:  # one bound length: a level, not a trend, so no answer
+            lines.append(question + f"**Not run for this study yet**: only one of its training lengths is bound; "
+                         f"at {use['longest_tokens']:,} tokens its accuracy where only the context tells the token "
+                         f"is {use['longest_accuracy']:.2%}, {against}.")
+        elif use:
+            trend = {"rises": "rises", "falls": "falls", "cannot tell": "stays within its standard errors"}[use["trend"]]
+            lines.append(question + f"**{'Yes' if use['uses_context'] else 'No'}**: where only the context tells the "
+                         f"token, its accuracy {trend} with training ({use['shortest_accuracy']:.2%} in its shortest "
+                         f"run, {use['longest_accuracy']:.2%} at {use['longest_tokens']:,} tokens), {against}. "
+                         f"Rule: it models language from context when that accuracy is over the guess by more than "
                          f"{RISE_IN_STANDARD_ERRORS:g} standard errors.")
     lines += ["", f"![sample quality against training tokens]({samples_plot})", ""]
     if lengths.get("not_run"):
