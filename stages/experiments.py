@@ -9,6 +9,8 @@ experiment into eval/experiments/<group>.json for the report. `dvc repro` then u
     python stages/experiments.py data_reuse --jobs 2      # through DVC's queue, 2 runs at a time
     python stages/experiments.py learning_rates training_length ar-x4 mdlm-x4 --jobs 2
                                                           # runs of several groups in one queue, in this order
+    python stages/experiments.py training_length ar-x16 samplers ar-x16-top-p --jobs 2
+                                                          # a run after the run it starts from: two queues
 
 A run that fails is reported and the others still run; the command then exits 1. A rerun replaces a run's
 earlier experiment only once it succeeds. Ctrl-C stops with one line that says what it left: run by run, the
@@ -24,7 +26,7 @@ import time
 import torch
 
 from textdiff.cli import UsageError, run_stage
-from textdiff.experiments import QueueInterrupted, collect, read_groups, run_experiment, run_in_queue
+from textdiff.experiments import QueueInterrupted, collect, read_groups, run_experiment, run_in_waves
 
 
 def selected_runs(names: list[str], groups: dict) -> dict[str, list[str]]:
@@ -82,13 +84,14 @@ def main():
         if not args.collect_only and args.jobs:
             tic = time.perf_counter()
             pairs = [(groups[name], run) for name, runs in selection.items() for run in runs]
-            failing, removed = run_in_queue(pairs, args.jobs)
+            failing, removed = run_in_waves(pairs, args.jobs)
             for group, run in failing:
                 print(f"error: {group.name} / {run} failed (`dvc queue logs {group.name}-{run}` shows why)", flush=True)
                 failed.append(f"{group.name} / {run}")
             skipped = [f"{group.name} / {run}" for group, run in removed]
             if skipped:
-                print(f"not run (taken out of the queue before they ran): {', '.join(skipped)}", flush=True)
+                print(f"not run (taken out of the queue before they ran, or their source did not run): "
+                      f"{', '.join(skipped)}", flush=True)
             wall_s, shared = dict.fromkeys(selection, round(time.perf_counter() - tic, 1)), list(selection)
         elif not args.collect_only:
             for name, runs in selection.items():

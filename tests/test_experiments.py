@@ -295,6 +295,35 @@ def test_a_run_is_not_queued_with_the_run_it_starts_from(tmp_path):
         run_in_queue([(group, "a"), (group, "b")], jobs=1, cwd=tmp_path)
 
 
+def waves_group(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"k": 8, "experiments": {
+        "g": {"stages": ["report"], "runs": {"a": {"k": 2}, "b": {"k": 3}, "c": {"k": 4}}, "start_from": {"b": "g/a"}}}}))
+    return read_groups(path)["g"]
+
+
+def test_one_command_runs_a_source_and_then_the_run_that_starts_from_it(monkeypatch, tmp_path):
+    # A fresh clone holds no experiment of an earlier session: the source must be trained in the same command.
+    import textdiff.experiments.queue as queue
+    group, queued = waves_group(tmp_path), []
+    monkeypatch.setattr(queue, "run_in_queue",
+                        lambda pairs, jobs, cwd, poll_s: queued.append([run for _, run in pairs]) or ([], []))
+    assert queue.run_in_waves([(group, "b"), (group, "a"), (group, "c")], jobs=2, cwd=tmp_path) == ([], [])
+    assert queued == [["a", "c"], ["b"]]
+
+
+def test_a_run_whose_source_failed_does_not_run(monkeypatch, tmp_path):
+    import textdiff.experiments.queue as queue
+    group, queued = waves_group(tmp_path), []
+
+    def fake_queue(pairs, jobs, cwd, poll_s):
+        queued.append([run for _, run in pairs])
+        return [pair for pair in pairs if pair[1] == "a"], []
+    monkeypatch.setattr(queue, "run_in_queue", fake_queue)
+    failed, not_run = queue.run_in_waves([(group, "a"), (group, "b"), (group, "c")], jobs=2, cwd=tmp_path)
+    assert queued == [["a", "c"]] and [run for _, run in failed] == ["a"] and [run for _, run in not_run] == ["b"]
+
+
 def test_starting_workers_does_not_wait_for_the_workers_it_leaves_behind():
     """`dvc queue start` returns while its detached workers run on with its stdout and stderr; a runner reading
     those pipes to their end would wait for the queue to empty, unable to restart a worker that left."""

@@ -25,6 +25,6 @@ from .collection import (COLLECTED_DIR, collect, collected_sessions, reproduced_
                          sessions_after)
 from .groups import (COMMAND, Group, changed_keys, entry, exp_run_command, experiment_name, flatten,  # noqa: F401
                      read_groups, read_yaml, study_params)
-from .queue import (RESTART_AFTER_S, QueueInterrupted, queue_states, run_detaching, run_in_queue,  # noqa: F401
-                    wait_for_queue)
+from .queue import (RESTART_AFTER_S, QueueInterrupted, queue_states, queue_waves, run_detaching,  # noqa: F401
+                    run_in_queue, run_in_waves, wait_for_queue)
 from .runner import newest_experiment, run_experiment, seeded_workspace, upstream_stages  # noqa: F401

@@ -92,6 +92,45 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".",
             [pair for name, pair in names.items() if name not in succeeded and name not in failed])
 
 
+def queue_waves(selection: list[tuple[Group, str]]) -> list[list[tuple[Group, str]]]:
+    """The (group, run) pairs as queues to run one after another, each in the selection's order: a run that starts
+    from another run of the selection goes in a later queue than its source (a queued run is set up when it is
+    queued, so its source must have run by then)."""
+    names = {experiment_name(group, run): (group, run) for group, run in selection}
+
+    def wave(pair):
+        source = source_name(*pair)
+        return 1 + wave(names[source]) if source in names else 0
+    waves = [wave(pair) for pair in selection]
+    return [[pair for pair, index in zip(selection, waves) if index == number]
+            for number in range(max(waves, default=-1) + 1)]
+
+
+def run_in_waves(selection: list[tuple[Group, str]], jobs: int, cwd=".",
+                 poll_s: float = 10.0) -> tuple[list[tuple[Group, str]], list[tuple[Group, str]]]:
+    """run_in_queue over queue_waves, one queue after another, so that one command can train a model and then run
+    what starts from it (in a fresh clone no experiment of an earlier session is here to start from). A run whose
+    source failed or did not run does not run. Returns the pairs that failed and those that did not run; Ctrl-C
+    lists the later queues' runs, never queued, with those taken out of the queue."""
+    failed: list[tuple[Group, str]] = []
+    not_run: list[tuple[Group, str]] = []
+    waves = queue_waves(selection)
+    for number, wave in enumerate(waves):
+        missing = {experiment_name(*pair) for pair in failed + not_run}
+        ready = [pair for pair in wave if source_name(*pair) not in missing]
+        not_run += [pair for pair in wave if source_name(*pair) in missing]
+        if not ready:
+            continue
+        try:
+            wave_failed, wave_not_run = run_in_queue(ready, jobs, cwd, poll_s)
+        except QueueInterrupted as error:
+            later = [experiment_name(*pair) for later_wave in waves[number + 1:] for pair in later_wave]
+            raise QueueInterrupted(error.going_on, error.removed + later) from None
+        failed += wave_failed
+        not_run += wave_not_run
+    return failed, not_run
+
+
 def run_detaching(command: list[str], cwd, env) -> tuple[int, str]:
     """(exit status, stderr) of a command that leaves detached children behind, as `dvc queue start` leaves its
     workers. They inherit its stdout and stderr, so these go to a file, not a pipe: reading a pipe to its end
