@@ -247,6 +247,18 @@ def test_noise_injection_helps_only_where_a_model_predicts_from_context_and_writ
     assert noise_injection(seed, {"z": worse}, REFERENCE)["answer"] == "no"
 
 
+def test_a_model_that_guesses_the_most_frequent_token_does_not_predict_from_context():
+    # UDLM on its unigram plateau is right at 6.8% of the positions the noise changed, far above SDD's 0.1%,
+    # and exactly as often as always guessing the most frequent token: it reads no context.
+    seed = {**sdd_metrics(judge_ppl=3000.0, entropy=1.0, train_acc=0.8, context_acc=0.0),
+            "context_only_accuracy": 0.001}
+    plateau = {"sample_judge_perplexity": 40.0, "sample_entropy": 3.5, "context_only_accuracy": 0.0676,
+               "context_only_accuracy_standard_error": 0.0006}
+    assert noise_injection(seed, {"udlm": plateau}, REFERENCE, floor=0.0677)["answer"] == "no"
+    learned = {**plateau, "context_only_accuracy": 0.11}
+    assert noise_injection(seed, {"udlm": learned}, REFERENCE, floor=0.0677)["answer"] == "yes"
+
+
 def test_the_range_of_a_ratio_over_seeds_is_the_range_of_each_seeds_own_ratio():
     # Issue 37, item 4: the report divided one seed's MDLM by another seed's AR (min over max) and gave a range
     # wider than any seed's ratio: here 300/50 = 6.0 to 400/40 = 10.0, while the seeds' own ratios are 7.5 and 8.0.

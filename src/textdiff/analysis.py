@@ -408,21 +408,26 @@ def few_step_comparison(sweeps: pd.DataFrame, temperatures: dict[str, float], re
             "equal_time": timed, "equal_time_winner": winner}
 
 
-def noise_injection(sdd: dict, noisier: dict[str, dict], reference: dict) -> dict:
+def noise_injection(sdd: dict, noisier: dict[str, dict], reference: dict, floor: float | None = None) -> dict:
     """The seed's open question "would different noise injection approaches help?", by a stated rule: noise that
     can remove the true token (uniform-state diffusion; SDD's index-swapping variants) helps where a model
-    trained with it predicts better from context alone (a higher context-only accuracy than SDD's seed design)
+    trained with it predicts better from context alone (a context-only accuracy above SDD's seed design's and
+    above `floor`, always guessing the most frequent token, by more than RISE_IN_STANDARD_ERRORS of its standard
+    errors: a model that guesses that token everywhere reads no context, however far above the seed design it is)
     and writes better (ahead of the seed design by quality_rank, beyond SAME_WITHIN). "yes" if one does both,
     "partly" if one only predicts better, "no" otherwise. noisier: label -> metrics."""
     base = sdd["context_only_accuracy"]
+    bar = max(base, floor or 0.0)
     rows = {}
     for label, m in noisier.items():
-        predicts = m["context_only_accuracy"] > base
+        margin = RISE_IN_STANDARD_ERRORS * m.get("context_only_accuracy_standard_error", 0.0)
+        predicts = m["context_only_accuracy"] - bar > margin
         writes = not at_least_as_good(sdd, m, reference)
         rows[label] = {"context_only_accuracy": m["context_only_accuracy"], "predicts_better": predicts,
                        "writes_better": writes, "distance": distance_to_real_text(m, reference),
                        "repetitive": degenerate(m, reference)}
     answer = ("yes" if any(r["predicts_better"] and r["writes_better"] for r in rows.values()) else
               "partly" if any(r["predicts_better"] for r in rows.values()) else "no")
-    return {"answer": answer, "seed_context_only_accuracy": base, "seed_distance": distance_to_real_text(sdd, reference),
+    return {"answer": answer, "seed_context_only_accuracy": base, "floor": floor,
+            "seed_distance": distance_to_real_text(sdd, reference),
             "seed_repetitive": degenerate(sdd, reference), "models": rows}

@@ -7,8 +7,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..analysis import (SAME_WITHIN, TIE, against_spread, best_at_equal_time, closest_to_real_text, distance_to_real_text,
-                        few_step_comparison, noise_injection, ratio_per_seed)
+from ..analysis import (RISE_IN_STANDARD_ERRORS, SAME_WITHIN, TIE, against_spread, best_at_equal_time,
+                        closest_to_real_text, distance_to_real_text, few_step_comparison, noise_injection,
+                        ratio_per_seed)
 from ..evaluate import TIMING_SPREAD_LIMIT
 from ..models import MODELS
 from .format import (KIND_SHORT, TIMED_APART, apart_mark, counted, display_name, excluded_lines, finish_plot, gen_time,
@@ -236,23 +237,27 @@ def noise_injection_lines(sdd_name: str, metrics: dict, variants: dict, referenc
                     if v["overrides"].get("sdd.index_swap", "none") != "none"})
     if not noisier:
         return []
-    v = noise_injection(metrics[sdd_name], noisier, reference)
+    floor = metrics[sdd_name].get("diagnostics", {}).get("most_frequent_token_accuracy")
+    v = noise_injection(metrics[sdd_name], noisier, reference, floor)
+    guess = f" and {floor:.1%} for always guessing the most frequent token" if floor is not None else ""
     both = [label for label, r in v["models"].items() if r["predicts_better"] and r["writes_better"]]
     leader = (min(both, key=lambda label: v["models"][label]["distance"]) if both else
               max(v["models"], key=lambda label: v["models"][label]["context_only_accuracy"]))
     add(verdicts, "noise", v["answer"],
         f"{'best of those that predict and write better' if both else 'highest context-only accuracy'}: {leader}, "
         f"context-only accuracy {v['models'][leader]['context_only_accuracy']:.1%} against the seed design's "
-        f"{v['seed_context_only_accuracy']:.1%}, distance to real text {v['models'][leader]['distance']:.2f} against "
-        f"{v['seed_distance']:.2f}")
+        f"{v['seed_context_only_accuracy']:.1%}{guess}, distance to real text "
+        f"{v['models'][leader]['distance']:.2f} against {v['seed_distance']:.2f}")
     cells = [f"{label}: context-only accuracy {r['context_only_accuracy']:.1%}, distance to real text "
              f"{r['distance']:.2f}{' (repetitive)' if r['repetitive'] else ''}" for label, r in v["models"].items()]
     return ["### Would different noise injection help?", "",
             f"**{v['answer']}**. The rule: noise that can remove the true token helps where a model trained with it "
-            f"both predicts better from context alone (a higher context-only accuracy than {display_name(sdd_name)}'s "
-            f"seed design, {v['seed_context_only_accuracy']:.1%}) and writes better (ahead of the seed design's "
-            f"distance {v['seed_distance']:.2f}{' (repetitive)' if v['seed_repetitive'] else ''} by the one ranking "
-            f"rule, beyond {SAME_WITHIN:.0%}); partly where it only predicts better. " + "; ".join(cells) + ". "
+            f"both predicts better from context alone (a context-only accuracy above {display_name(sdd_name)}'s "
+            f"seed design's, {v['seed_context_only_accuracy']:.1%}"
+            + (f", and above always guessing the most frequent token, {floor:.1%}," if floor is not None else "")
+            + f" by more than {RISE_IN_STANDARD_ERRORS:g} of its standard errors) and writes better (ahead of the "
+            f"seed design's distance {v['seed_distance']:.2f}{' (repetitive)' if v['seed_repetitive'] else ''} by "
+            f"the one ranking rule, beyond {SAME_WITHIN:.0%}); partly where it only predicts better. " + "; ".join(cells) + ". "
             "Context-only accuracy is each model's own: SDD's at positions whose true token was removed from the "
             "candidates, the uniform-state model's at positions the noise changed.", ""]
 
