@@ -337,7 +337,7 @@ def test_the_recipe_screen_renders_each_ingredient_against_the_default_seeds_and
     text = "\n".join(recipe_lines({"recipe_models": group}, default, unigram, {"ar": "exact", "mdlm": "bound"},
                                   "recipe.png", tmp_path, None, verdicts))
     assert "| untied (`mdlm.tie_embeddings=false`) | MDLM | 100, 100, 100 | 300, 200, never |" in text
-    assert "**Adopted by the rule: adopt untied (MDLM).**" in text
+    assert "**By the rule: adopt untied (MDLM).**" in text
     assert verdicts == [{"question": "recipe", "answer": "adopt untied (MDLM)",
                          "figures": "screened at 3 seeds: untied (1 model screen: 1 screen left the plateau earlier "
                                     "in every seed, 0 screens ended lower beyond the default's seed spread, 0 screens "
@@ -348,6 +348,30 @@ def test_the_recipe_screen_renders_each_ingredient_against_the_default_seeds_and
                            {"recipe": ["wd"]}, [])
     assert "No run of the recipe groups is bound to this study yet: `python stages/experiments.py recipe`" in \
         "\n".join(waiting)
+
+
+def test_a_shared_setting_that_passes_for_one_diffusion_model_only_is_named_but_not_adopted(tmp_path):
+    # Batch 8 left UDLM's plateau in every seed and did nothing for MDLM: "none passes" read as "no effect".
+    import math
+
+    from textdiff.report.plateau import recipe_lines
+    from tests.test_analysis import curve
+
+    seeds = ["seed 0", "seed 1", "seed 2"]
+    default = {"ar": dict.fromkeys(seeds, curve([5.0, 4.5, 4.0])), "mdlm": dict.fromkeys(seeds, curve([6.1, 6.1, 5.9])),
+               "udlm": dict.fromkeys(seeds, curve([6.1] * 3))}
+    batch = {"train.batch_size": 8}
+    group = {"runs": {f"batch8{s}": {"overrides": {**batch, **({"seed": i} if i else {})},
+                                     "models": {"ar": {"learning_curve": curve([5.0, 4.5, 4.0])},
+                                                "mdlm": {"learning_curve": curve([6.1, 6.1, 5.9])},
+                                                "udlm": {"learning_curve": curve([6.1, 5.9, 5.8])}}}
+                      for i, s in enumerate(["", "-seed1", "-seed2"])},
+             "excluded": {}, "not_run": [], "command": "python stages/experiments.py recipe"}
+    verdicts = []
+    kinds = {"ar": "exact", "mdlm": "bound", "udlm": "bound"}
+    recipe_lines({"recipe": group}, default, math.exp(6.1), kinds, "recipe.png", tmp_path, None, verdicts)
+    assert verdicts[0]["answer"] == "none adopted"
+    assert "not adopted though it passes for: batch8 (UDLM)" in verdicts[0]["figures"]
 
 
 def test_a_confirmation_group_is_judged_against_its_own_default_runs_and_can_take_back_an_adoption(tmp_path):
@@ -381,15 +405,16 @@ def test_a_confirmation_group_is_judged_against_its_own_default_runs_and_can_tak
     assert ("At `train.unique_rows=1432`, `train.epochs=64`, against the group's own `default` runs:" in text)
     assert "| untied (`mdlm.tie_embeddings=false`) | MDLM | 100, 100, 100 | 100, 100, 100 | 4.500 (4.010) | +0.490 " \
            "(0.020) | no (worse) |" in text
-    assert "**Adopted by the rule: none passes.**" in text  # adopted by the screen, taken back where data repeats
-    assert verdicts[0]["answer"] == "none passes"
+    assert "**By the rule: none adopted.**" in text  # adopted by the screen, taken back where data repeats
+    assert verdicts[0]["answer"] == "none adopted"
+    assert "not adopted though it passes for: untied (MDLM)" in verdicts[0]["figures"]
     assert "confirmed at `train.unique_rows=1432`, `train.epochs=64`" in verdicts[0]["figures"]
     # Without its default runs bound, a regime's ingredients are not judged (and the screen's adoption stands).
     del confirm["runs"]["default"], confirm["runs"]["default-seed1"], confirm["runs"]["default-seed2"]
     text = "\n".join(recipe_lines({"recipe_models": screen, "recipe_reuse": confirm}, default, unigram,
                                   {"ar": "exact", "mdlm": "bound"}, "recipe.png", tmp_path, None, []))
     assert "No `default` run of this regime is bound yet, so its ingredients (untied) are not judged." in text
-    assert "**Adopted by the rule: adopt untied (MDLM).**" in text
+    assert "**By the rule: adopt untied (MDLM).**" in text
 
 
 def test_a_recipe_group_is_a_confirmation_by_its_set_alone_not_by_the_names_of_its_runs(tmp_path):

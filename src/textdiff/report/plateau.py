@@ -255,8 +255,17 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
              if (models := adopted_across(effects, label in shared_labels, diffusion))}
     answer = ("adopt " + "; ".join(f"{label} ({', '.join(map(display_name, models))})"
                                    for label, models in taken.items())
-              if taken else "none passes")
-    lines += [f"**Adopted by the rule: {answer}.**" + (
+              if taken else "none adopted")
+    # An ingredient can pass for some models and still not be adopted (a shared setting needs every diffusion
+    # model; a confirmation can take an adoption back): the verdict names these, so "none adopted" does not read
+    # as "no effect".
+    passed = {label: list(dict.fromkeys(m for effects in regimes for m, e in effects.items() if e["passes"]))
+              for label, regimes in judged_in.items() if label not in taken}
+    passed = {label: models for label, models in passed.items() if models}
+    not_taken = "; ".join(f"{label} ({', '.join(map(display_name, models))})" for label, models in passed.items())
+    lines += [f"**By the rule: {answer}.**" + (
+        f" Not adopted though it passes for some models (a shared setting needs every diffusion model; a "
+        f"confirmation can take an adoption back): {not_taken}." if passed else "") + (
         " Adopting changes every model's training, so it belongs to the one batched rerun of the study and its "
         "groups; until then the default recipe stands and every seed spread keeps the plateau's chance."
         if taken else " The default recipe stands, and every seed spread keeps the plateau's chance."), ""]
@@ -279,6 +288,7 @@ def recipe_lines(groups: dict, default: dict[str, dict[str, list[dict]]], unigra
         f"screened at {seeds} seeds: {', '.join(judged_in)} ({counted(len(judged), 'model screen')}: {outcome}; "
         "the default's seed spread of the last figure: "
         + ", ".join(f"{display_name(model)} {spread:.3f}" for model, spread in spreads.items()) + ")"
+        + (f"; not adopted though it passes for: {not_taken}" if passed else "")
         + (f"; confirmed at {'; at '.join(confirmed)}" if confirmed else "")
         + (f"; not run yet: {', '.join(pending)}" if pending else "")
         + "".join(f"; confirmation not run yet ({name}): {', '.join(names) or REFERENCE}"
