@@ -26,7 +26,8 @@ import time
 import torch
 
 from textdiff.cli import UsageError, run_stage
-from textdiff.experiments import QueueInterrupted, collect, read_groups, run_experiment, run_in_waves
+from textdiff.experiments import (QueueInterrupted, collect, experiment_name, keep_source, read_groups,
+                                  run_experiment, run_in_waves)
 
 
 def selected_runs(names: list[str], groups: dict) -> dict[str, list[str]]:
@@ -107,6 +108,7 @@ def main():
         print(interrupted_line(selection, error), file=sys.stderr)
         sys.exit(130)
     cores = os.cpu_count() or 1
+    sources = {source for group in groups.values() for source in group.start_from.values()}  # "<group>/<run>"
     jobs = min(args.jobs, sum(map(len, selection.values()))) if args.jobs else None  # as run_in_queue caps it
     for name, runs in selection.items():
         made = [run for run in runs if f"{name} / {run}" not in failed + skipped]  # a failed run's earlier one stays
@@ -116,6 +118,9 @@ def main():
             "wall_s": wall_s[name], "queued_with": [other for other in shared if other != name]}
         collected = collect(groups[name], session=session)
         print(f"collected {len(collected['runs'])} of {len(groups[name].runs)} runs into eval/experiments/{name}.json")
+        for run in groups[name].runs:  # what other runs start from, kept for clones that never ran it
+            if f"{name}/{run}" in sources and keep_source(experiment_name(groups[name], run), groups[name].stages):
+                print(f"kept {name} / {run} in artifacts/ for other clones to start from (commit artifacts/)")
     if failed:
         print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
         sys.exit(1)

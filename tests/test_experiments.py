@@ -125,6 +125,20 @@ def test_a_failing_run_is_reported_and_the_rest_of_its_group_still_runs(monkeypa
     assert "sdd_variants / k2 failed" in captured.out and "1 run(s) failed: sdd_variants / k2" in captured.err
 
 
+def test_collecting_a_group_keeps_the_runs_other_runs_start_from(monkeypatch):
+    import runpy
+
+    import textdiff.experiments as experiments
+
+    kept = []
+    monkeypatch.setattr(experiments, "collect", lambda group, session=None: {"runs": {}})
+    monkeypatch.setattr(experiments, "keep_source", lambda name, stages: kept.append(name))
+    monkeypatch.setattr("sys.argv", ["experiments.py", "training_length", "--collect-only"])
+    monkeypatch.chdir(REPO)
+    runpy.run_path(str(REPO / "stages" / "experiments.py"), run_name="__main__")
+    assert sorted(kept) == ["training_length-ar-x16", "training_length-mdlm-x16", "training_length-udlm-x16"]
+
+
 def experiments_cli():
     import runpy
     return runpy.run_path(str(REPO / "stages" / "experiments.py"))
@@ -263,6 +277,50 @@ def test_a_run_starts_from_the_trained_stages_of_its_source_and_the_workspace_is
     git("reset", "-q", "--hard", "HEAD^")
     with seeded_workspace(other, ["evaluate@ar"], tmp_path) as taken:
         assert taken["train@ar"] == ["src/ar.py"]
+
+
+def test_a_fresh_clone_starts_from_a_source_another_clone_trained_and_kept(tmp_path):
+    """DVC's experiments stay in the clone that ran them. A run others start from is kept in artifacts/ (its commit
+    bundled, its cached outputs in the study's remote), so a fresh clone reuses its trained model, not retrains it."""
+    from textdiff.experiments import Group, keep_source
+    from textdiff.experiments.runner import source_experiment
+
+    first, clone = tmp_path / "first", tmp_path / "clone"
+
+    def run(*args, cwd=first):
+        return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+    first.mkdir()
+    run("git", "init", "-q")
+    for key, value in {"user.name": "t", "user.email": "t@example.com"}.items():
+        run("git", "config", key, value)
+    run("dvc", "init", "-q")
+    run("dvc", "remote", "add", "-d", "study", "../artifacts")
+    (first / "params.yaml").write_text("steps: 1\n")
+    (first / "train.py").write_text("import pathlib, yaml\nsteps = yaml.safe_load(open('params.yaml'))['steps']\n"
+                                    "pathlib.Path('models').mkdir(exist_ok=True)\n"
+                                    "pathlib.Path('models/model.bin').write_text(f'trained {steps} steps')\n"
+                                    "pathlib.Path('models/summary.json').write_text(str(steps))\n")
+    (first / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "train": {"cmd": "python train.py", "deps": ["train.py"], "params": ["steps"],
+                  "outs": ["models/model.bin", {"models/summary.json": {"cache": False}}]},
+        "use": {"cmd": "cp models/model.bin used.txt", "deps": ["models/model.bin"], "outs": ["used.txt"]}}}))
+    run("dvc", "repro", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "study")
+    run("dvc", "exp", "run", "--temp", "-q", "--name", "g-long", "-S", "steps=16", "train")
+    assert keep_source("g-long", ["train"], first) and not keep_source("g-long", ["train"], first)  # kept once
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "kept")
+
+    run("git", "clone", "-q", str(first), str(clone))
+    group = Group("h", ("use",), {}, {"x": {}}, {"x": "g/long"})
+    source = source_experiment(group, "x", clone)  # not run in this clone: brought from artifacts/
+    assert source is not None
+    with seeded_workspace(source, ["use"], clone) as taken:
+        assert list(taken) == ["train"]
+        run("dvc", "checkout", "-q", "train", cwd=clone)  # from the cache, fetched from the remote: no training
+        assert (clone / "models" / "model.bin").read_text() == "trained 16 steps"
+        assert (clone / "models" / "summary.json").read_text() == "16"
 
 
 def test_a_run_times_the_stages_it_reproduced_even_when_they_took_as_long_as_before():

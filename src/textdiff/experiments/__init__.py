@@ -17,7 +17,8 @@ made them, against its baseline commit), and from its dvc.lock the hashes of the
 packed data and the judge behind its results. analysis.run_binding compares them with the
 current study.
 
-The parts: groups (what params.yaml defines), runner (one run), queue (many runs through DVC's queue),
+The parts: groups (what params.yaml defines), runner (one run; a run others start from kept in artifacts/ for
+other clones), queue (many runs through DVC's queue),
 collection (eval/experiments/<group>.json) and binding (whether a collected run is still the study's evidence).
 """
 from .binding import JUDGE_WEIGHTS, run_binding, study_hashes  # noqa: F401
@@ -27,4 +28,5 @@ from .groups import (COMMAND, Group, changed_keys, entry, exp_run_command, exper
                      read_groups, read_yaml, study_params)
 from .queue import (RESTART_AFTER_S, QueueInterrupted, queue_states, queue_waves, run_detaching,  # noqa: F401
                     run_in_queue, run_in_waves, wait_for_queue)
-from .runner import newest_experiment, run_experiment, seeded_workspace, upstream_stages  # noqa: F401
+from .runner import (KEPT_SOURCES, keep_source, newest_experiment, run_experiment, seeded_workspace,  # noqa: F401
+                     upstream_stages)

@@ -18,21 +18,66 @@ def git_out(*args: str, cwd=".") -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
-def newest_experiment(name: str, cwd=".") -> str | None:
-    """The newest experiment commit of that name, from any baseline (None if never run)."""
+def newest_experiment_ref(name: str, cwd=".") -> tuple[str, str] | None:
+    """(commit, ref) of the newest experiment of that name, from any baseline (None if never run)."""
     refs = git_out("for-each-ref", "--sort=-committerdate", "--format=%(objectname) %(refname)", "refs/exps/",
                 cwd=cwd).split("\n")
     for line in refs:
         if line.endswith("/" + name):
-            return line.split()[0]
+            commit, ref = line.split()
+            return commit, ref
     return None
+
+
+def newest_experiment(name: str, cwd=".") -> str | None:
+    """The newest experiment commit of that name, from any baseline (None if never run)."""
+    found = newest_experiment_ref(name, cwd)
+    return found[0] if found else None
+
+
+# A run that other runs start from travels with the repository, since DVC's experiments stay in the clone that
+# ran them: its experiment commit as a git bundle here (only what main lacks: its dvc.lock and the outputs git
+# holds), its cached outputs in the study's DVC remote (artifacts/, tracked by git like this folder).
+KEPT_SOURCES = Path("artifacts") / "experiments"
+
+
+def kept_source(name: str, cwd=".") -> Path:
+    return Path(cwd) / KEPT_SOURCES / f"{name}.bundle"
+
+
+def keep_source(name: str, stages, cwd=".") -> bool:
+    """Keeps the newest experiment of `name` (a run of a group whose `stages` it ran) for other clones: its cached
+    outputs pushed to the default DVC remote, its commit bundled. False where there is nothing new to keep."""
+    found = newest_experiment_ref(name, cwd)
+    path = kept_source(name, cwd)
+    if found is None or (path.exists() and found[0] in git_out("bundle", "list-heads", str(path), cwd=cwd)):
+        return False
+    commit, ref = found
+    with seeded_workspace(commit, stages, cwd) as taken:  # the lock names its outputs, so `dvc push` finds them
+        pushed = run_dvc("push", *taken, cwd=cwd) if taken else None
+    if pushed is not None and pushed.returncode:
+        raise ParamError(f"dvc push of {name}'s outputs failed: {(pushed.stderr.strip() or 'no message').splitlines()[-1]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    git_out("bundle", "create", str(path), ref, f"^{commit}^", cwd=cwd)
+    return True
+
+
+def bring_kept_source(name: str, cwd=".") -> bool:
+    """Fetches the kept experiment of `name` (keep_source) into this clone's experiments; False where none is kept
+    or its baseline commit is not in this clone's history."""
+    path = kept_source(name, cwd)
+    return path.exists() and subprocess.run(["git", "fetch", "--quiet", str(path), "+refs/exps/*:refs/exps/*"],
+                                            cwd=cwd, capture_output=True).returncode == 0
 
 
 def source_experiment(group: Group, run: str, cwd=".", required: bool = True) -> str | None:
     """The newest experiment commit of the run whose trained models `run` reuses (None: it starts from the
-    workspace). A required source with no experiment here is a one-line error, raised before anything is queued."""
+    workspace), brought from the repository's kept sources where this clone never ran it. A required source with
+    no experiment here is a one-line error, raised before anything is queued."""
     name = source_name(group, run)
     commit = newest_experiment(name, cwd) if name else None
+    if name and commit is None and bring_kept_source(name, cwd):
+        commit = newest_experiment(name, cwd)
     if name and commit is None and required:
         raise ParamError(f"{group.name} / {run} starts from {group.start_from[run]}, which has no experiment here: "
                          "run it first")
@@ -94,6 +139,8 @@ def seeded_workspace(source: str | None, stages, cwd="."):
                     path.write_bytes(content)
             here["stages"][name] = there["stages"][name]
         (root / "dvc.lock").write_text(yaml.safe_dump(here, sort_keys=False))
+        if taken:  # a source kept by another clone: its cached outputs are in the remote, not yet in this cache
+            run_dvc("fetch", *taken, cwd=cwd)  # where it fails, DVC reruns the stages instead
         yield changed
     finally:
         for path, content in saved.items():
