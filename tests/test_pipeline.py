@@ -84,7 +84,11 @@ def test_sdd_variant_runs_as_an_experiment_that_reaches_only_the_report(study):
     # check_params reruns on any params change (in a second; its output is unchanged, so it reruns nothing else)
     assert stages_run(output) == {"check_params", "train@sdd", "evaluate@sdd"}
     status = run(["git", "status", "--porcelain"], work, env)
-    assert status.split() == ["M", "eval/experiments/sdd_variants.json"], status  # the workspace is left as it was
+    # The workspace is left as it was, but for the collected group and, as swap-uniform is a run others start from,
+    # its experiment kept for other clones: the bundle, and its trained model in the study's remote.
+    assert status.split() == ["M", "eval/experiments/sdd_variants.json", "??", "artifacts/"], status
+    assert (work / "artifacts" / "experiments" / "sdd_variants-swap-uniform.bundle").exists()
+    assert any((work / "artifacts" / "files").rglob("*"))
     collected = json.loads((work / "eval" / "experiments" / "sdd_variants.json").read_text())
     variant = collected["runs"]["swap-uniform"]
     assert collected["models"] == ["sdd"] and set(variant["models"]) == {"sdd"}

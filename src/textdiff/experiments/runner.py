@@ -37,7 +37,7 @@ def newest_experiment(name: str, cwd=".") -> str | None:
 
 # A run that other runs start from travels with the repository, since DVC's experiments stay in the clone that
 # ran them: its experiment commit as a git bundle here (only what main lacks: its dvc.lock and the outputs git
-# holds), its cached outputs in the study's DVC remote (artifacts/, tracked by git like this folder).
+# holds), its cached outputs in the study's DVC remote (artifacts/, which git tracks, bundles included).
 KEPT_SOURCES = Path("artifacts") / "experiments"
 
 
@@ -56,7 +56,8 @@ def keep_source(name: str, stages, cwd=".") -> bool:
     with seeded_workspace(commit, stages, cwd) as taken:  # the lock names its outputs, so `dvc push` finds them
         pushed = run_dvc("push", *taken, cwd=cwd) if taken else None
     if pushed is not None and pushed.returncode:
-        raise ParamError(f"dvc push of {name}'s outputs failed: {(pushed.stderr.strip() or 'no message').splitlines()[-1]}")
+        why = (pushed.stderr.strip() or "no message").splitlines()[-1]
+        raise ParamError(f"dvc push of {name}'s outputs failed: {why}")
     path.parent.mkdir(parents=True, exist_ok=True)
     git_out("bundle", "create", str(path), ref, f"^{commit}^", cwd=cwd)
     return True
