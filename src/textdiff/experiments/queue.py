@@ -62,9 +62,9 @@ def run_in_queue(selection: list[tuple[Group, str]], jobs: int, cwd=".",
             if queued.returncode:
                 raise ParamError(f"dvc could not queue {group.name} / {run}: {queued.stderr.strip().splitlines()[-1]}")
         def start_workers(count: int):
-            """Starts `count` more workers. (`dvc queue start --jobs n` skips only the workers that answer celery's
-            broadcast, and a worker busy with a run cannot: it runs it in its only process. So with every worker
-            busy it starts n new ones, and asking it for `jobs` again once ran three runs on two cores.)"""
+            """`dvc queue start --jobs count`: DVC starts each of its workers numbered 1..count that does not answer
+            celery's broadcast. A busy worker answers (DVC runs its run on a thread of its own for that), so asking
+            for `jobs` starts exactly the missing ones."""
             returncode, errors = run_detaching(["dvc", "queue", "start", "--jobs", str(count)], cwd,
                                                experiment_env(threads))
             if returncode:
@@ -159,7 +159,9 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
     """Waits until the queue has no run queued or running. DVC's workers can stop with runs still queued
     (treeverse/dvc#10562: one finished its run and left while the other's ran on for an hour), so where fewer
     than `jobs` run while some wait, for RESTART_AFTER_S (a started worker takes a while to show its run as
-    running), the missing workers are started again."""
+    running), the missing workers are started again: start_workers(jobs), as DVC numbers its workers and skips
+    those that answer. (Asking for the missing count checked only workers 1..count: with worker 2 gone and worker
+    1 busy it started none, and the queue ran on one core for its last four runs, 2026-12-07.)"""
     short_since = None
     while True:
         read = states()
@@ -173,7 +175,7 @@ def wait_for_queue(jobs: int, states, start_workers, poll_s: float, clock=time.m
         if queued and running < jobs:
             short_since = clock() if short_since is None else short_since
             if clock() - short_since >= RESTART_AFTER_S:
-                start_workers(min(jobs - running, queued))  # the missing workers only
+                start_workers(jobs)  # DVC starts the missing ones only
                 short_since = None
         else:
             short_since = None
