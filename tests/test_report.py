@@ -314,6 +314,16 @@ def test_one_quantity_of_one_run_is_never_shown_with_two_values():
     assert "| acc. context-only |" not in report
 
 
+def test_the_sessions_of_a_group_are_those_that_made_its_shown_runs():
+    # k1 was run in an old session (with curriculum, still unbound) and rerun tonight: only tonight's session made it.
+    from textdiff.report.groups import sessions_cell
+    old = {"runs": ["curriculum", "k1"], "jobs": 2, "threads_per_job": 1, "cores": 2, "wall_s": 6000.0}
+    tonight = {"runs": ["k1", "k2"], "jobs": 2, "threads_per_job": 1, "cores": 2, "wall_s": 1200.0,
+               "queued_with": ["samplers"]}
+    assert sessions_cell([old, tonight], ["k1", "k2"]).startswith("2 runs in 1 session, ")
+    assert "20 min wall" in sessions_cell([old, tonight], ["k1", "k2"])
+
+
 def test_readme_is_short_enough_to_read_in_five_minutes():
     assert len((REPO / "README.md").read_text(encoding="utf-8").splitlines()) <= 250
 

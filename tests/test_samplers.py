@@ -114,3 +114,23 @@ def test_no_verdict_on_sampling_where_no_sampler_option_is_bound(tmp_path):
                                       verdicts))
     assert "at the default length: no bound run yet" in text
     assert verdicts == []
+
+
+def test_no_verdict_on_the_gap_where_only_a_third_models_sampler_option_is_bound(tmp_path):
+    # Only UDLM's x16 sampler run was bound: the MDLM-AR gap read "unchanged", plain against plain.
+    from textdiff.report.samplers import samplers_section
+    metrics = {"ar": {"perplexity_kind": "exact", "sample_judge_perplexity": 20.0, "sample_entropy": 3.5},
+               "mdlm": {"perplexity_kind": "bound", "sample_judge_perplexity": 400.0, "sample_entropy": 3.5},
+               "udlm": {"perplexity_kind": "bound", "sample_judge_perplexity": 500.0, "sample_entropy": 3.5}}
+    sweep = [{"steps": 8, "temperature": 1.0, "ms_per_sample": 5.0, "judge_perplexity": 300.0, "entropy": 3.6}]
+    group = {"runs": {"udlm-top-p": {"overrides": {"sample.udlm.top_p": 0.9},
+                                     "models": {"udlm": {"sweep": sweep}}}},
+             "not_run": [], "excluded": {}, "command": "python stages/experiments.py samplers"}
+    verdicts = []
+    default = pd.DataFrame([{"model": m, "steps": 8, "temperature": 1.0, "ms_per_sample": 5.0,
+                             "judge_perplexity": j, "entropy": 3.6} for m, j in
+                            (("ar", 30.0), ("mdlm", 400.0), ("udlm", 500.0))])
+    text = "\n".join(samplers_section({"samplers": group}, metrics, default, REFERENCE, {}, "samplers.png", tmp_path,
+                                      verdicts))
+    assert "No sampler option of MDLM or AR is bound at this length yet" in text
+    assert [v for v in verdicts if v["question"] == "samplers_default"] == []

@@ -310,8 +310,11 @@ def parallelism(sessions: list[dict]) -> str:
 
 
 def sessions_cell(sessions: list[dict], shown) -> str:
-    """The sessions that ran a group's shown runs: their runs, how they ran them, their summed wall time."""
-    live = [s for s in sessions if set(s["runs"]) & set(shown)]
+    """The sessions that ran a group's shown runs: their runs, how they ran them, their summed wall time. A shown
+    run is the one its last session made: an earlier session that ran a run of the same name, kept for another run
+    of it not rerun since, did not make it."""
+    last = {run: index for index, s in enumerate(sessions) for run in s["runs"]}
+    live = [s for index, s in enumerate(sessions) if any(last.get(run) == index for run in shown)]
     if not live:
         return "–"
     shared = sorted({name for s in live for name in s.get("queued_with", [])})

@@ -87,15 +87,21 @@ def samplers_section(groups: dict, metrics: dict, sweeps: pd.DataFrame, referenc
                                     (LONGEST, f"at {LONGEST:g}x the steps", "samplers_longest")):
         # The plain samplers alone always have picks at the default length; without one sampler option bound
         # there, "best equals plain" would read as a verdict the runs never tested.
-        if not ((table["factor"] == factor) & (table["sampler"] != PLAIN)).any():
+        options = table[(table["factor"] == factor) & (table["sampler"] != PLAIN)]
+        if options.empty:
             lines.append(f"- {label}: no bound run yet.")
             continue
-        gap = gap_with_samplers(table, reference, factor, exact, bound, spread) if exact and bound else None
+        # Likewise the gap: with no option of its two models bound (only UDLM's, say), it is plain against plain.
+        gap_tested = bool(exact and bound) and options["model"].isin([exact, bound]).any()
+        gap = gap_with_samplers(table, reference, factor, exact, bound, spread) if gap_tested else None
         ranking = gap["ranking"] if gap else best_samplers(table, reference, factor)
         picks = "; ".join(f"{display_name(p['model'])} {p['sampler']} ({p['steps']} steps, T={p['temperature']}: "
                           f"judge perplexity {p['judge_perplexity']:.1f}, entropy {p['entropy']:.2f}"
                           f"{', repetitive' if p['repetitive'] else ''})" for p in ranking["picks"])
         lines.append(f"- {label}, best at equal time (at most {ranking['budget_ms']:.1f} ms a sample): {picks}.")
+        if exact and bound and not gap_tested:
+            lines[-1] += (f" No sampler option of {display_name(bound)} or {display_name(exact)} is bound at this "
+                          f"length yet, so their gap is not judged.")
         if gap:
             lines[-1] += " " + gap_sentence(gap, display_name(bound), display_name(exact))
             spread_note = f"; seed spread up to {gap['margin']['spread']:.2f}" if gap["margin"]["spread"] else ""
