@@ -428,6 +428,5 @@ def noise_injection(sdd: dict, noisier: dict[str, dict], reference: dict, floor:
                        "repetitive": degenerate(m, reference)}
     answer = ("yes" if any(r["predicts_better"] and r["writes_better"] for r in rows.values()) else
               "partly" if any(r["predicts_better"] for r in rows.values()) else "no")
-    return {"answer": answer, "seed_context_only_accuracy": base, "floor": floor,
-            "seed_distance": distance_to_real_text(sdd, reference),
+    return {"answer": answer, "seed_context_only_accuracy": base, "seed_distance": distance_to_real_text(sdd, reference),
             "seed_repetitive": degenerate(sdd, reference), "models": rows}

@@ -291,7 +291,8 @@ def training_length_section(runs: dict[str, list[tuple[str, list[dict], dict]]],
                          f"at {use['longest_tokens']:,} tokens its accuracy where only the context tells the token "
                          f"is {use['longest_accuracy']:.2%}, {against}.")
         elif use:
-            trend = {"rises": "rises", "falls": "falls", "cannot tell": "stays within its standard errors"}[use["trend"]]
+            trend = {"rises": "rises", "falls": "falls",
+                     "cannot tell": "stays within its standard errors"}[use["trend"]]
             lines.append(question + f"**{'Yes' if use['uses_context'] else 'No'}**: where only the context tells the "
                          f"token, its accuracy {trend} with training ({use['shortest_accuracy']:.2%} in its shortest "
                          f"run, {use['longest_accuracy']:.2%} at {use['longest_tokens']:,} tokens), {against}. "

@@ -257,7 +257,8 @@ def noise_injection_lines(sdd_name: str, metrics: dict, variants: dict, referenc
             + (f", and above always guessing the most frequent token, {floor:.1%}," if floor is not None else "")
             + f" by more than {RISE_IN_STANDARD_ERRORS:g} of its standard errors) and writes better (ahead of the "
             f"seed design's distance {v['seed_distance']:.2f}{' (repetitive)' if v['seed_repetitive'] else ''} by "
-            f"the one ranking rule, beyond {SAME_WITHIN:.0%}); partly where it only predicts better. " + "; ".join(cells) + ". "
+            f"the one ranking rule, beyond {SAME_WITHIN:.0%}); partly where it only predicts better. "
+            + "; ".join(cells) + ". "
             "Context-only accuracy is each model's own: SDD's at positions whose true token was removed from the "
             "candidates, the uniform-state model's at positions the noise changed.", ""]
 

@@ -12,8 +12,8 @@ QUESTIONS = {
     "default_gap": ("How far behind AR is masked diffusion at the default budget?", "Results"),
     "fair_start": ("Do the diffusion models get past the unigram plateau at the default budget?",
                    "Does diffusion get a fair start?"),
-    "recipe": ("Is an ingredient of the diffusion literature's recipe adopted? (the rule: it passes for every diffusion "
-               "model, and a shared setting makes no model worse)", "Does diffusion get a fair start?"),
+    "recipe": ("Is an ingredient of the diffusion literature's recipe adopted? (the rule: it passes for every "
+               "diffusion model, and a shared setting makes no model worse)", "Does diffusion get a fair start?"),
     "writes_best": ("Which model writes best at equal sampling time?", "Sample quality"),
     "length": ("Does the gap narrow with longer training? (the seed's open question)",
                "Does the gap narrow with longer training?"),
